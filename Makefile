@@ -1,0 +1,23 @@
+# OpenQueue developer entry points. `make` (or `make help`) lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+.PHONY: help run test lint format check
+
+help: ## List available targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+run: ## Run the development server (scripts/run.sh)
+	bash scripts/run.sh
+
+test: ## Full test run: lint, migration check, SQLite + PostgreSQL legs
+	scripts/test.sh
+
+lint: ## Run ruff lint and format checks
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format: ## Auto-format and auto-fix with ruff
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+check: test ## What CI runs (same as test)

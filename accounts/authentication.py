@@ -1,0 +1,76 @@
+"""Bearer-token authentication for the REST API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from accounts.models import ApiToken, User
+from accounts.tokens import hash_token
+
+# last_used_at is a hint for humans ("is this token still in use?"), so it is
+# written at most once a minute: a busy worker must not turn every request
+# into a write on the token row.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class NotAuthenticated(exceptions.NotAuthenticated):
+    default_detail = "Not authenticated"
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <token>``.
+
+    - no header, or ``Bearer`` without a credential: 401 "Not authenticated";
+    - another scheme: 401 "Invalid authentication credentials";
+    - an unknown or revoked token: 401 "Invalid API token";
+    - a token of an inactive user: 403 "User is inactive".
+
+    Every 401 carries ``WWW-Authenticate: Bearer`` (see ``authenticate_header``).
+    The token is looked up by its hash through a unique index; the raw token
+    is never compared, so the lookup leaks nothing through timing.
+    """
+
+    keyword = "bearer"
+
+    def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, credentials = header.strip().partition(" ")
+        if not scheme:
+            raise NotAuthenticated()
+        if scheme.lower() != self.keyword:
+            raise exceptions.AuthenticationFailed("Invalid authentication credentials")
+        credentials = credentials.strip()
+        if not credentials:
+            raise NotAuthenticated()
+        token = (
+            ApiToken.objects.select_related("owner")
+            .filter(token_hash=hash_token(credentials), revoked_at__isnull=True)
+            .first()
+        )
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid API token")
+        if not token.owner.is_active:
+            raise exceptions.PermissionDenied("User is inactive")
+        self._touch(token)
+        return token.owner, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Bearer"
+
+    @staticmethod
+    def _touch(token: ApiToken) -> None:
+        now = timezone.now()
+        if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
+            return
+        # Guarded, so concurrent requests in the same minute write once.
+        cutoff = now - LAST_USED_RESOLUTION
+        ApiToken.objects.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff), pk=token.pk
+        ).update(last_used_at=now)
+        token.last_used_at = now

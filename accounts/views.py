@@ -1,0 +1,69 @@
+"""``POST /admin/provision``: create a user if needed and issue an API token."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.services import provision_user
+from openqueue_site.api import RequestValidationError, parse_json_body, validate_all
+from queues.serializers import DetailOut, ProvisionOut, ProvisionRequest
+
+
+class NotConfigured(exceptions.APIException):
+    status_code = 503
+    default_detail = "Admin provisioning is not configured on this server."
+
+
+class ProvisionView(APIView):
+    """Provisioning for automation (the hosted dashboard, scripts).
+
+    Guarded by the ``X-Admin-Secret`` header, compared in constant time.
+    Existing tokens stay valid unless ``rotate`` is true.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+    http_method_names = ["post"]
+
+    @extend_schema(
+        operation_id="provision",
+        request=ProvisionRequest,
+        parameters=[OpenApiParameter("X-Admin-Secret", str, OpenApiParameter.HEADER)],
+        responses={200: ProvisionOut, 403: DetailOut, 422: DetailOut, 503: DetailOut},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        (body,) = validate_all((ProvisionRequest, parse_json_body(request._request), "body"))
+        try:
+            validate_email(body.email)
+        except DjangoValidationError:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ["body", "email"],
+                        "msg": "Value error, not a valid email address",
+                        "input": body.email,
+                    }
+                ]
+            ) from None
+        if not settings.ADMIN_SECRET:
+            raise NotConfigured()
+        sent = request.headers.get("X-Admin-Secret", "")
+        if not hmac.compare_digest(sent.encode("utf-8"), settings.ADMIN_SECRET.encode("utf-8")):
+            raise exceptions.PermissionDenied("Invalid or missing X-Admin-Secret header.")
+        result = provision_user(email=body.email, rotate=body.rotate)
+        return Response(
+            {"token": result.raw_token, "email": result.user.email, "created": result.created}
+        )

@@ -1,0 +1,215 @@
+"""The HTTP edge of the API: body parsing, validation errors, and the one
+exception handler that turns every error into the contract's envelope.
+
+- ``{"detail": "<message>"}`` for HTTP errors;
+- ``422 {"detail": [{"type", "loc", "msg", "input", "ctx"?}, ...]}`` for
+  validation errors, pydantic style, ``loc`` starting with ``body``,
+  ``query`` or ``path`` (contract Part B §1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, TypeVar
+
+import pydantic
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from rest_framework import exceptions, views
+from rest_framework.response import Response
+
+from queues.services import JobNotCancellable, JobNotFound, LeaseMismatch
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+MISSING: Any = object()
+
+
+class RequestValidationError(Exception):
+    """422: ``errors`` is the list of pydantic-style error objects."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+class PayloadTooLarge(Exception):
+    """413: a body, payload, result or error text over its configured limit."""
+
+    def __init__(self, what: str, setting: str, limit: int, size: int | None = None) -> None:
+        size_text = f" is {size} bytes," if size is not None else " is"
+        super().__init__(f"{what}{size_text} over the limit of {limit} bytes ({setting}).")
+
+
+def request_too_large(size: int | None) -> PayloadTooLarge:
+    from django.conf import settings
+
+    limit = settings.OPENQUEUE_MAX_REQUEST_BYTES
+    return PayloadTooLarge("Request body", "OPENQUEUE_MAX_REQUEST_BYTES", limit, size)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        # 1e400 parses to inf, which neither PostgreSQL's jsonb nor JSON itself can hold.
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _json_invalid(position: int, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [
+            {
+                "type": "json_invalid",
+                "loc": ["body", position],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": message},
+            }
+        ]
+    )
+
+
+def parse_json_body(request: HttpRequest) -> Any:
+    """The request body as JSON, or MISSING when there is none.
+
+    Like the original: the body is JSON when Content-Type is absent,
+    ``application/json`` or ``application/*+json``; any other type yields the
+    raw text, which then fails validation as "not an object".
+    """
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise request_too_large(None) from None
+    media = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    is_json = media in ("", "application/json") or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+    if not raw.strip():
+        return MISSING
+    if not is_json:
+        return raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise _json_invalid(exc.pos, exc.msg) from None
+    except (ValueError, RecursionError) as exc:
+        # Invalid UTF-8, NaN/Infinity, out-of-range numbers, absurd nesting.
+        raise _json_invalid(0, str(exc) or exc.__class__.__name__) from None
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def convert_errors(exc: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors(include_url=False):
+        item = {
+            "type": error["type"],
+            "loc": [where, *error["loc"]],
+            "msg": error["msg"],
+            "input": _jsonable(error.get("input")),
+        }
+        if error.get("ctx"):
+            item["ctx"] = _jsonable(error["ctx"])
+        errors.append(item)
+    return errors
+
+
+def validate(model: type[Model], data: Any, where: str) -> tuple[Model | None, list[dict]]:
+    """Validate ``data`` against ``model``; return (instance, []) or (None, errors)."""
+    if where == "body" and (data is MISSING or data is None):
+        return None, [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+    if not isinstance(data, dict):
+        return None, [
+            {
+                "type": "model_attributes_type",
+                "loc": [where],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": _jsonable(data),
+            }
+        ]
+    try:
+        return model.model_validate(data), []
+    except pydantic.ValidationError as exc:
+        return None, convert_errors(exc, where)
+
+
+def validate_all(*checks: tuple[type[pydantic.BaseModel], Any, str]) -> list[Any]:
+    """Validate path, query and body together and report every error at once."""
+    results, errors = [], []
+    for model, data, where in checks:
+        instance, found = validate(model, data, where)
+        results.append(instance)
+        errors.extend(found)
+    if errors:
+        raise RequestValidationError(errors)
+    return results
+
+
+def error_response(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response({"detail": detail}, status=status, headers=headers)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Map domain and framework errors to the contract's status codes and envelope."""
+    if isinstance(exc, RequestValidationError):
+        return error_response(422, exc.errors)
+    if isinstance(exc, PayloadTooLarge):
+        return error_response(413, str(exc))
+    if isinstance(exc, JobNotFound):
+        return error_response(404, "Job not found")
+    if isinstance(exc, JobNotCancellable):
+        return error_response(404, "Job not found or not cancellable")
+    if isinstance(exc, LeaseMismatch):
+        return error_response(409, "Job not found, not leased, or lease token mismatch")
+    if isinstance(exc, exceptions.Throttled):
+        wait = max(1, math.ceil(exc.wait or 1))
+        return error_response(429, "Rate limit exceeded", {"Retry-After": str(wait)})
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return error_response(405, "Method Not Allowed")
+    if isinstance(exc, exceptions.NotFound):
+        return error_response(404, "Not Found")
+    response = views.exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict):
+        detail = response.data.get("detail", response.data)
+        response.data = {"detail": str(detail) if not isinstance(detail, list) else detail}
+    return response
+
+
+# --- Django-level error views (routes that never reached DRF) ------------------
+
+
+def detail_response(status: int, detail: str) -> JsonResponse:
+    """A ``{"detail": ...}`` response for code paths outside DRF (compact, like DRF's)."""
+    return JsonResponse(
+        {"detail": detail}, status=status, json_dumps_params={"separators": (",", ":")}
+    )
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return detail_response(404, "Not Found")
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return detail_response(500, "Internal Server Error")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return detail_response(400, "Bad Request")
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return detail_response(403, "Forbidden")

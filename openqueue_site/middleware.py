@@ -1,0 +1,76 @@
+"""Cross-cutting HTTP behaviour that must hold for every response."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import is_valid_path
+
+from openqueue_site.api import detail_response, request_too_large
+
+_REQUEST_ID_OK = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,199}$")
+
+
+class RequestIdMiddleware:
+    """Echo ``X-Request-ID`` (stripped) or a fresh UUID4 on every response.
+
+    It sits outside everything that can answer, errors included, so 404, 405,
+    413, 422, 429 and 500 responses carry the id too. An incoming id that is
+    not printable ASCII or is over 200 characters is replaced, so a client
+    cannot inject header content.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "").strip()
+        request_id = incoming if _REQUEST_ID_OK.match(incoming) else str(uuid.uuid4())
+        request.request_id = request_id  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class RequestSizeLimitMiddleware:
+    """413 with a JSON detail when Content-Length is over OPENQUEUE_MAX_REQUEST_BYTES.
+
+    Checked before anything reads the body; without it Django would answer
+    an oversized body with its HTML 400 page.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.OPENQUEUE_MAX_REQUEST_BYTES:
+            return detail_response(413, str(request_too_large(length)))
+        return self.get_response(request)
+
+
+class TemporaryRedirect(HttpResponseRedirect):
+    status_code = 307  # keeps the method and body, unlike 301/302
+
+
+class TrailingSlashRedirectMiddleware:
+    """``/jobs/`` answers 307 to ``/jobs`` when only the slash is wrong (as the original)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        path = request.path_info
+        if response.status_code == 404 and len(path) > 1 and path.endswith("/"):
+            if is_valid_path(path.rstrip("/")):
+                target = request.get_full_path().replace(path, path.rstrip("/"), 1)
+                return TemporaryRedirect(request.build_absolute_uri(target))
+        return response

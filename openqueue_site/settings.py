@@ -1,0 +1,284 @@
+"""OpenQueue settings.
+
+Every difference between deployments is an environment variable with a safe
+default, read through the small helpers below, which refuse malformed values
+instead of guessing. docs/operations.md documents each variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_rate(name: str, default: tuple[float, int]) -> tuple[float, int]:
+    """A rate limit written as ``RATE,BURST``: tokens per second and bucket size."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        rate_text, burst_text = raw.split(",")
+        rate, burst = float(rate_text), int(burst_text)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be 'RATE,BURST' (tokens per second, bucket size), got {raw!r}"
+        ) from None
+    if rate <= 0 or burst < 1:
+        raise ImproperlyConfigured(f"{name} needs a rate > 0 and a burst >= 1, got {raw!r}")
+    return rate, burst
+
+
+# --- Core Django ----------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG and env_bool("OPENQUEUE_REQUIRE_SECRET_KEY", False):
+        raise ImproperlyConfigured("SECRET_KEY must be set in production.")
+    # Development fallback: random per process, so sessions do not survive a
+    # restart and nothing guessable is ever a default.
+    import secrets
+
+    SECRET_KEY = "dev-" + secrets.token_urlsafe(48)
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_prometheus",
+    "accounts",
+    "queues",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "openqueue_site.middleware.RequestIdMiddleware",
+    "openqueue_site.middleware.RequestSizeLimitMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "openqueue_site.middleware.TrailingSlashRedirectMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "openqueue_site.urls"
+WSGI_APPLICATION = "openqueue_site.wsgi.application"
+ASGI_APPLICATION = "openqueue_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The contract's routes have no trailing slash; /jobs/ is redirected by our
+# own middleware (307, like the original), never by CommonMiddleware (301).
+APPEND_SLASH = False
+
+# --- Database -------------------------------------------------------------------
+
+SQLITE_PATH = BASE_DIR / "var" / "openqueue.sqlite3"
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+else:
+    SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(SQLITE_PATH)}
+
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock when a transaction starts, so two processes
+    # leasing at once queue up on the busy timeout instead of failing with
+    # "database is locked" when the read turns into a write. WAL lets readers
+    # proceed while one writer works. (No mmap_size: SQLite < 3.51.3 has a
+    # WAL-reset corruption bug with it.)
+    _db["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("OPENQUEUE_SQLITE_TIMEOUT_SECONDS", 20, minimum=1),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not the shared-cache in-memory database: that one takes table
+    # locks and ignores the busy timeout under concurrent tests.
+    _db["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-openqueue.sqlite3")}
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["CONN_MAX_AGE"] = 0  # the pool below owns connection lifetime
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("OPTIONS", {})
+    if env_bool("OPENQUEUE_DB_POOL", True):
+        _db["OPTIONS"]["pool"] = {
+            "min_size": env_int("OPENQUEUE_DB_POOL_MIN_SIZE", 1, minimum=0),
+            "max_size": env_int("OPENQUEUE_DB_POOL_MAX_SIZE", 10, minimum=1),
+            "timeout": env_int("OPENQUEUE_DB_POOL_TIMEOUT_SECONDS", 10, minimum=1),
+        }
+    _timeout_ms = env_int("OPENQUEUE_DB_STATEMENT_TIMEOUT_MS", 0, minimum=0)
+    if _timeout_ms:
+        _db["OPTIONS"]["options"] = f"-c statement_timeout={_timeout_ms}"
+
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth -----------------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+# --- I18N / time ----------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+# --- Static files -----------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- REST framework ---------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [],  # API views parse bodies themselves (openqueue_site/api.py)
+    "DEFAULT_THROTTLE_CLASSES": ["queues.throttling.TokenBucketThrottle"],
+    "EXCEPTION_HANDLER": "openqueue_site.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OpenQueue",
+    "DESCRIPTION": "A multi-tenant job queue over HTTP. See docs/api.md.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+CORS_ALLOWED_ORIGINS_RAW = env_list("OPENQUEUE_CORS_ORIGINS", "*")
+if "*" in CORS_ALLOWED_ORIGINS_RAW:
+    CORS_ALLOW_ALL_ORIGINS = True
+else:
+    CORS_ALLOWED_ORIGINS = CORS_ALLOWED_ORIGINS_RAW
+CORS_ALLOW_CREDENTIALS = True
+CORS_PREFLIGHT_MAX_AGE = 600
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
+CORS_ALLOW_HEADERS = ["*"]
+
+# --- OpenQueue ----------------------------------------------------------------------
+
+OPENQUEUE_TOKEN_HMAC_SECRET = env_str("OPENQUEUE_TOKEN_HMAC_SECRET")
+ADMIN_SECRET = env_str("ADMIN_SECRET")
+
+OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES = env_int(
+    "OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES", 256 * 1024, minimum=1
+)
+OPENQUEUE_MAX_RESULT_PAYLOAD_BYTES = env_int(
+    "OPENQUEUE_MAX_RESULT_PAYLOAD_BYTES", 256 * 1024, minimum=1
+)
+OPENQUEUE_MAX_ERROR_TEXT_BYTES = env_int("OPENQUEUE_MAX_ERROR_TEXT_BYTES", 8 * 1024, minimum=1)
+OPENQUEUE_MAX_REQUEST_BYTES = env_int("OPENQUEUE_MAX_REQUEST_BYTES", 16 * 1024 * 1024, minimum=1)
+OPENQUEUE_MAX_BATCH_SIZE = env_int("OPENQUEUE_MAX_BATCH_SIZE", 1000, minimum=1)
+# Django's own limit stays as a backstop for bodies without a Content-Length;
+# RequestSizeLimitMiddleware turns both into a 413 with a JSON detail.
+DATA_UPLOAD_MAX_MEMORY_SIZE = OPENQUEUE_MAX_REQUEST_BYTES
+
+OPENQUEUE_RATE_LIMIT_ENABLED = env_bool("OPENQUEUE_RATE_LIMIT_ENABLED", True)
+# Tokens per second and burst per (tenant, action), from the original server.
+OPENQUEUE_RATE_LIMITS = {
+    "enqueue": env_rate("OPENQUEUE_RATE_LIMIT_ENQUEUE", (5, 20)),
+    "list_jobs": env_rate("OPENQUEUE_RATE_LIMIT_LIST_JOBS", (2, 10)),
+    "queue_stats": env_rate("OPENQUEUE_RATE_LIMIT_QUEUE_STATS", (2, 10)),
+    "lease": env_rate("OPENQUEUE_RATE_LIMIT_LEASE", (10, 30)),
+    "ack": env_rate("OPENQUEUE_RATE_LIMIT_ACK", (20, 50)),
+    "nack": env_rate("OPENQUEUE_RATE_LIMIT_NACK", (20, 50)),
+    "heartbeat": env_rate("OPENQUEUE_RATE_LIMIT_HEARTBEAT", (20, 50)),
+}
+
+# --- Logging --------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("OPENQUEUE_LOG_LEVEL", "INFO").upper()},
+}

@@ -1,0 +1,38 @@
+from django.contrib import admin
+from django.urls import path
+from django_prometheus.exports import ExportToDjangoView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from accounts.views import ProvisionView
+from queues import views
+
+public = {"authentication_classes": [], "permission_classes": [AllowAny]}
+
+urlpatterns = [
+    # The REST contract, at the root (contract Part A.2).
+    path("jobs", views.JobsView.as_view(), name="jobs"),
+    path("jobs/batch", views.BatchView.as_view(), name="jobs-batch"),
+    path("jobs/<str:job_id>", views.JobStatusView.as_view(), name="job-status"),
+    path("jobs/<str:job_id>/detail", views.JobDetailView.as_view(), name="job-detail"),
+    path("jobs/<str:job_id>/cancel", views.CancelView.as_view(), name="job-cancel"),
+    path("jobs/<str:job_id>/ack", views.AckView.as_view(), name="job-ack"),
+    path("jobs/<str:job_id>/nack", views.NackView.as_view(), name="job-nack"),
+    path("jobs/<str:job_id>/heartbeat", views.HeartbeatView.as_view(), name="job-heartbeat"),
+    path("queues/<str:queue_name>/lease", views.LeaseView.as_view(), name="queue-lease"),
+    path("dashboard/queues", views.QueueStatsView.as_view(), name="queue-stats"),
+    path("admin/provision", ProvisionView.as_view(), name="provision"),
+    path("health", views.HealthView.as_view(), name="health"),
+    path("ready", views.ReadyView.as_view(), name="ready"),
+    path("metrics", ExportToDjangoView, name="metrics"),
+    # OpenAPI and Swagger UI, served locally (drf-spectacular-sidecar, no CDN).
+    path("openapi.json", SpectacularJSONAPIView.as_view(**public), name="openapi"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi", **public), name="docs"),
+    # Operators.
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "openqueue_site.api.bad_request"
+handler403 = "openqueue_site.api.permission_denied"
+handler404 = "openqueue_site.api.not_found"
+handler500 = "openqueue_site.api.server_error"

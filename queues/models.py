@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+
+class DeadReason(models.TextChoices):
+    MAX_RETRIES_EXHAUSTED = "max_retries_exhausted"
+    RETRY_DISABLED = "retry_disabled"
+    LEASE_EXPIRED = "lease_expired"
+
+
+QUEUE_NAME_MAX_LENGTH = 255
+INT32_MAX = 2**31 - 1
+INT32_MIN = -(2**31)
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def for_owner(self, owner: settings.AUTH_USER_MODEL) -> JobQuerySet:
+        """Every API read starts here: another tenant's job is simply not found."""
+        return self.filter(owner=owner)
+
+    def in_queue(self, queue_name: str) -> JobQuerySet:
+        return self.filter(queue_name=queue_name)
+
+    def leasable(self, now: datetime) -> JobQuerySet:
+        """Pending jobs that are due, and processing jobs whose lease has expired."""
+        return self.filter(
+            Q(status=JobStatus.PENDING, run_at__lte=now)
+            | Q(status=JobStatus.PROCESSING, locked_until__lt=now)
+        )
+
+    def in_lease_order(self) -> JobQuerySet:
+        return self.order_by("-priority", "created_at", "id")
+
+
+class Job(models.Model):
+    """One unit of work in a tenant's queue. Transitions live in queues/services.py."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs", db_column="user_id"
+    )
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_default="pending"
+    )
+    priority = models.IntegerField(default=0, db_default=0)
+    retry_count = models.IntegerField(default=0, db_default=0)
+    max_retries = models.IntegerField(default=3, db_default=3)
+    run_at = models.DateTimeField(db_default=Now())
+    locked_until = models.DateTimeField(null=True, blank=True)
+    locked_by = models.TextField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error_text = models.TextField(null=True, blank=True)
+    dead_at = models.DateTimeField(null=True, blank=True)
+    dead_reason = models.CharField(max_length=32, choices=DeadReason.choices, null=True, blank=True)
+    lease_lost_count = models.IntegerField(default=0, db_default=0)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        db_table = "jobs"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="jobs_status_check"
+            ),
+            models.CheckConstraint(
+                condition=Q(retry_count__gte=0), name="jobs_retry_count_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_retries__gte=0), name="jobs_max_retries_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(lease_lost_count__gte=0), name="jobs_lease_lost_count_non_negative"
+            ),
+        ]
+        indexes = [
+            # lease_job, pending half: WHERE owner, queue, status='pending',
+            # run_at <= now ORDER BY priority DESC, created_at LIMIT 1.
+            # Finished jobs are outside the partial index, so its size tracks
+            # the backlog, not the history.
+            models.Index(
+                "owner",
+                "queue_name",
+                models.F("priority").desc(),
+                "created_at",
+                "run_at",
+                condition=Q(status="pending"),
+                name="jobs_lease_pending_idx",
+            ),
+            # lease_job, recovery half (and the reaper): WHERE owner, queue,
+            # status='processing', locked_until < now.
+            models.Index(
+                fields=["owner", "queue_name", "locked_until"],
+                condition=Q(status="processing"),
+                name="jobs_lease_expired_idx",
+            ),
+            # GET /jobs: WHERE owner [, queue] [, status]
+            # ORDER BY created_at DESC, id DESC; and the per-queue stats.
+            models.Index(
+                fields=["owner", "-created_at", "-id"],
+                name="jobs_owner_created_idx",
+            ),
+            models.Index(
+                fields=["owner", "queue_name", "status", "created_at"],
+                name="jobs_owner_queue_status_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue_name}/{self.id} ({self.status})"
+
+
+class RateLimitBucket(models.Model):
+    """One token bucket per (tenant, action), shared by every server process.
+
+    queues/throttling.py refills and spends it with a single atomic UPSERT.
+    """
+
+    key = models.CharField(primary_key=True, max_length=100)
+    tokens = models.FloatField()
+    refilled_at = models.FloatField(help_text="Unix time of the last refill.")
+    # Whether the last request was let through: the UPSERT writes and
+    # returns it, so each request learns its own outcome atomically.
+    last_allowed = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "rate_limit_buckets"
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,248 @@
+"""Request models and response shapes of the REST API.
+
+Requests are pydantic models: they reproduce the original server's lax
+coercion ("5" and 2.0 are ints, "yes" is a bool) and its 422 error objects
+exactly, and drf-spectacular turns them into the OpenAPI schema.
+Responses are plain dicts built in the contract's key order.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from django.conf import settings
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, RootModel
+
+from queues.models import INT32_MAX, INT32_MIN, QUEUE_NAME_MAX_LENGTH, Job, JobStatus
+
+
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL cannot store U+0000 in text or jsonb: refuse it up front (422, not 500)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters (\\u0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
+def _queue_name(value: str) -> str:
+    if value == "":
+        raise ValueError("queue_name must not be empty")
+    if len(value) > QUEUE_NAME_MAX_LENGTH:
+        raise ValueError(f"queue_name must be at most {QUEUE_NAME_MAX_LENGTH} characters")
+    if "/" in value:
+        raise ValueError("queue_name must not contain '/' (it could never be leased)")
+    return _no_nul(value)
+
+
+def parse_run_at(value: str | None) -> datetime | None:
+    """ISO 8601 to an aware UTC datetime; naive means UTC; empty means now."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"run_at is not an ISO 8601 date-time: {value!r}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("run_at is out of range") from None
+
+
+QueueName = Annotated[str, AfterValidator(_queue_name)]
+NoNulStr = Annotated[str, AfterValidator(_no_nul)]
+Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+LeaseSeconds = Annotated[int, Field(ge=1, le=3600)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul)]
+
+
+class EnqueueRequest(BaseModel):
+    queue_name: QueueName = "default"
+    payload: JsonObject
+    priority: Int32 = 0
+    max_retries: Annotated[int, Field(ge=0, le=INT32_MAX)] = 3
+    run_at: Annotated[
+        str | None,
+        Field(
+            description="ISO 8601; an offset is converted to UTC, a naive time is UTC.",
+            json_schema_extra={"format": "date-time"},
+        ),
+        AfterValidator(parse_run_at),
+    ] = None
+
+
+def _batch_size(value: Any) -> Any:
+    # Checked before the items are validated, so a huge batch fails fast.
+    limit = settings.OPENQUEUE_MAX_BATCH_SIZE
+    if isinstance(value, list) and len(value) > limit:
+        raise ValueError(
+            f"a batch holds at most {limit} jobs (OPENQUEUE_MAX_BATCH_SIZE), got {len(value)}"
+        )
+    return value
+
+
+class BatchEnqueueRequest(BaseModel):
+    jobs: Annotated[list[EnqueueRequest], BeforeValidator(_batch_size)]
+
+
+class LeaseRequest(BaseModel):
+    worker_id: NoNulStr
+    lease_seconds: LeaseSeconds = 30
+
+
+class AckRequest(BaseModel):
+    lease_token: str
+    result: JsonObject | None = None
+
+
+class NackRequest(BaseModel):
+    lease_token: str
+    error: NoNulStr
+    retry: bool = True
+
+
+class HeartbeatRequest(BaseModel):
+    lease_token: str
+    lease_seconds: LeaseSeconds = 30
+
+
+class ProvisionRequest(BaseModel):
+    email: str
+    rotate: bool = False
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+class ListJobsQuery(BaseModel):
+    queue_name: Annotated[QueueName | None, BeforeValidator(_empty_is_none)] = None
+    status: Annotated[JobStatus | None, BeforeValidator(_empty_is_none)] = None
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    offset: Annotated[int, Field(ge=0, le=2**62)] = 0
+
+
+class JobPath(BaseModel):
+    job_id: uuid.UUID
+
+
+class QueuePath(BaseModel):
+    queue_name: QueueName
+
+
+# --- Responses -------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str | None:
+    """UTC, ISO 8601, always with microseconds and a ``Z`` (contract A.3 #2)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """The Job object, keys in the contract's order (Part B §3.7)."""
+    return {
+        "id": str(job.id),
+        "queue_name": job.queue_name,
+        "status": job.status,
+        "priority": job.priority,
+        "payload": job.payload,
+        "result": job.result,
+        "error_text": job.error_text,
+        "retry_count": job.retry_count,
+        "max_retries": job.max_retries,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+    }
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: what the size limits measure."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+# --- Response models, for the OpenAPI schema only ---------------------------------
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    queue_name: str
+    status: JobStatus
+    priority: int
+    payload: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error_text: str | None
+    retry_count: int
+    max_retries: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class EnqueueOut(BaseModel):
+    job_id: uuid.UUID
+    status: Annotated[str, Field(examples=["queued"])]
+
+
+class BatchEnqueueOut(BaseModel):
+    job_ids: list[uuid.UUID]
+    count: int
+
+
+class JobListOut(BaseModel):
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobStatusOut(BaseModel):
+    job_id: uuid.UUID
+    status: str
+
+
+class LeaseOut(BaseModel):
+    job: JobOut
+    lease_token: uuid.UUID
+    lease_expires_at: datetime
+
+
+class QueueStatsOut(BaseModel):
+    queue_name: str
+    pending: int
+    processing: int
+    completed: int
+    failed: int
+    cancelled: int
+    dead: int
+    total: int
+    oldest_pending_created_at: datetime | None
+
+
+class QueueStatsListOut(RootModel[list[QueueStatsOut]]):
+    pass
+
+
+class ProvisionOut(BaseModel):
+    token: str
+    email: str
+    created: bool
+
+
+class DetailOut(BaseModel):
+    detail: Any

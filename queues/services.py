@@ -1,0 +1,298 @@
+"""Every state transition of a job, in one place.
+
+::
+
+                 enqueue
+                    |
+                    v        lease                 ack
+    cancel <--- pending ----------> processing ----------> completed
+                 ^   ^                |  |  |
+                 |   |  nack, retries |  |  | nack, no retries left or retry=false
+                 |   +----------------+  |  +--------------------------------> dead (the DLQ)
+                 |    (after backoff)    |                                       ^
+                 |                       | lease expired and re-leased           |
+                 |                       +-- (lease_lost_count + 1) -------------+
+                 |                           once it has expired more than max_retries times
+                 +-- requeue (operators) -- dead / failed / cancelled / completed
+
+Rules every function here follows:
+
+- Ack, nack, heartbeat and cancel are one guarded UPDATE each: "update where
+  id, owner, status (and lease token) match". The row count decides success,
+  never a value read earlier, so two racing callers cannot both win.
+- Leasing is a read-then-write, so it locks the candidate row with
+  ``select_for_update(skip_locked=True)`` inside a short transaction:
+  concurrent leasers skip each other's rows instead of waiting. SQLite
+  ignores SKIP LOCKED; there the IMMEDIATE transaction (settings.py)
+  serializes writers, which gives the same exclusivity.
+- ``now`` is injectable so tests move time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from accounts.models import User
+from queues.models import DeadReason, Job, JobStatus
+
+MAX_BACKOFF_SECONDS = 300
+
+
+class JobNotFound(Exception):
+    """No job with this id belongs to the caller."""
+
+
+class JobNotCancellable(Exception):
+    """The job does not exist for the caller, or is not pending."""
+
+
+class LeaseMismatch(Exception):
+    """Unknown job, not processing, or a lease token that is not the current one."""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    queue_name: str
+    payload: dict[str, Any]
+    priority: int = 0
+    max_retries: int = 3
+    run_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    job: Job
+    lease_token: uuid.UUID
+    lease_expires_at: datetime
+
+
+def backoff_seconds(retry_count: int) -> int:
+    """Delay before retry number ``retry_count + 1``: 1, 2, 4, ... capped at 300 s."""
+    return MAX_BACKOFF_SECONDS if retry_count >= 9 else min(2**retry_count, MAX_BACKOFF_SECONDS)
+
+
+def enqueue_jobs(*, owner: User, jobs: list[NewJob], now: datetime | None = None) -> list[Job]:
+    """Create ``jobs`` for ``owner`` atomically: all of them or none."""
+    now = now or timezone.now()
+    rows = [
+        Job(
+            owner=owner,
+            queue_name=new.queue_name,
+            payload=new.payload,
+            priority=new.priority,
+            max_retries=new.max_retries,
+            run_at=new.run_at or now,
+            status=JobStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+        for new in jobs
+    ]
+    with transaction.atomic():
+        Job.objects.bulk_create(rows)
+    return rows
+
+
+def lease_job(
+    *,
+    owner: User,
+    queue_name: str,
+    worker_id: str,
+    lease_seconds: int,
+    now: datetime | None = None,
+) -> Lease | None:
+    """Lease the next job of ``queue_name``, or return None when none is due.
+
+    Order: priority DESC, then created_at ASC. A processing job whose lease
+    has expired competes like a pending one; re-leasing it counts
+    ``lease_lost_count``. A job whose lease has expired more than
+    ``max_retries`` times is a poison job (it keeps killing its workers): it
+    goes to the DLQ with ``dead_reason = "lease_expired"`` and the next
+    candidate is tried.
+    """
+    now = now or timezone.now()
+    candidates = Job.objects.for_owner(owner).in_queue(queue_name).leasable(now).in_lease_order()
+    with transaction.atomic():
+        while True:
+            job = candidates.select_for_update(skip_locked=True).first()
+            if job is None:
+                return None
+            recovered = job.status == JobStatus.PROCESSING
+            if recovered and job.lease_lost_count >= job.max_retries:
+                _bury(job, reason=DeadReason.LEASE_EXPIRED, now=now)
+                continue
+            job.status = JobStatus.PROCESSING
+            job.lease_token = uuid.uuid4()
+            job.locked_by = worker_id
+            job.locked_until = now + timedelta(seconds=lease_seconds)
+            job.started_at = job.started_at or now
+            job.updated_at = now
+            if recovered:
+                job.lease_lost_count += 1
+            job.save(
+                update_fields=[
+                    "status",
+                    "lease_token",
+                    "locked_by",
+                    "locked_until",
+                    "started_at",
+                    "updated_at",
+                    "lease_lost_count",
+                ]
+            )
+            return Lease(job=job, lease_token=job.lease_token, lease_expires_at=job.locked_until)
+
+
+def _bury(job: Job, *, reason: str, now: datetime) -> None:
+    """Move a locked, expired job to the DLQ (caller holds the row lock)."""
+    job.status = JobStatus.DEAD
+    job.dead_reason = reason
+    job.dead_at = job.finished_at = job.updated_at = now
+    job.error_text = job.error_text or "lease_expired"
+    job.lease_lost_count += 1
+    job.locked_until = job.locked_by = job.lease_token = None
+    job.save(
+        update_fields=[
+            "status",
+            "dead_reason",
+            "dead_at",
+            "finished_at",
+            "updated_at",
+            "error_text",
+            "lease_lost_count",
+            "locked_until",
+            "locked_by",
+            "lease_token",
+        ]
+    )
+
+
+def _leased(owner: User, job_id: uuid.UUID, lease_token: str) -> Any:
+    """The guard shared by ack, nack and heartbeat."""
+    try:
+        token = uuid.UUID(lease_token)
+    except (ValueError, TypeError, AttributeError):
+        # Not UUID-shaped: cannot be anyone's lease (409, never 422).
+        raise LeaseMismatch() from None
+    return Job.objects.for_owner(owner).filter(
+        pk=job_id, status=JobStatus.PROCESSING, lease_token=token
+    )
+
+
+def ack_job(
+    *,
+    owner: User,
+    job_id: uuid.UUID,
+    lease_token: str,
+    result: dict[str, Any] | None,
+    now: datetime | None = None,
+) -> None:
+    """Complete a leased job. Raises LeaseMismatch unless the lease is current."""
+    now = now or timezone.now()
+    changed = _leased(owner, job_id, lease_token).update(
+        status=JobStatus.COMPLETED,
+        result=result,
+        error_text=None,
+        updated_at=now,
+        finished_at=now,
+        locked_until=None,
+        locked_by=None,
+        lease_token=None,
+    )
+    if changed != 1:
+        raise LeaseMismatch()
+
+
+def nack_job(
+    *,
+    owner: User,
+    job_id: uuid.UUID,
+    lease_token: str,
+    error: str,
+    retry: bool,
+    now: datetime | None = None,
+) -> None:
+    """Fail a leased job: back to pending after a backoff, or to the DLQ.
+
+    It is retried when ``retry`` is true and ``retry_count < max_retries``;
+    the delay is ``min(2**retry_count, 300)`` seconds. Otherwise it goes dead
+    with ``max_retries_exhausted`` (no retries left) or ``retry_disabled``.
+    One UPDATE decides both branches from the row's own values.
+    """
+    now = now or timezone.now()
+    retries_left = Q(retry_count__lt=F("max_retries"))
+
+    def if_requeued(then: Any, otherwise: Any) -> Any:
+        return Case(When(retries_left, then=then), default=otherwise) if retry else otherwise
+
+    delay = Case(
+        *(
+            When(retry_count=n, then=Value(now + timedelta(seconds=backoff_seconds(n))))
+            for n in range(9)
+        ),
+        default=Value(now + timedelta(seconds=MAX_BACKOFF_SECONDS)),
+    )
+    changed = _leased(owner, job_id, lease_token).update(
+        status=if_requeued(Value(JobStatus.PENDING), Value(JobStatus.DEAD)),
+        retry_count=if_requeued(F("retry_count") + 1, F("retry_count")),
+        run_at=if_requeued(delay, F("run_at")),
+        dead_reason=if_requeued(
+            Value(None),
+            Case(
+                When(retries_left, then=Value(DeadReason.RETRY_DISABLED)),
+                default=Value(DeadReason.MAX_RETRIES_EXHAUSTED),
+            ),
+        ),
+        dead_at=if_requeued(Value(None), Value(now)),
+        finished_at=if_requeued(Value(None), Value(now)),
+        error_text=error,
+        updated_at=now,
+        locked_until=None,
+        locked_by=None,
+        lease_token=None,
+    )
+    if changed != 1:
+        raise LeaseMismatch()
+
+
+def heartbeat_job(
+    *,
+    owner: User,
+    job_id: uuid.UUID,
+    lease_token: str,
+    lease_seconds: int,
+    now: datetime | None = None,
+) -> datetime:
+    """Extend a lease to ``now + lease_seconds`` (from now, not from the old expiry)."""
+    now = now or timezone.now()
+    locked_until = now + timedelta(seconds=lease_seconds)
+    changed = _leased(owner, job_id, lease_token).update(locked_until=locked_until, updated_at=now)
+    if changed != 1:
+        raise LeaseMismatch()
+    return locked_until
+
+
+def cancel_job(*, owner: User, job_id: uuid.UUID, now: datetime | None = None) -> None:
+    """Cancel a pending job (scheduled or waiting out a backoff included)."""
+    now = now or timezone.now()
+    changed = (
+        Job.objects.for_owner(owner)
+        .filter(pk=job_id, status=JobStatus.PENDING)
+        .update(status=JobStatus.CANCELLED, updated_at=now, finished_at=now)
+    )
+    if changed != 1:
+        raise JobNotCancellable()
+
+
+def get_job(*, owner: User, job_id: uuid.UUID) -> Job:
+    try:
+        return Job.objects.for_owner(owner).get(pk=job_id)
+    except Job.DoesNotExist:
+        raise JobNotFound() from None

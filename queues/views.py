@@ -1,0 +1,346 @@
+"""The REST API (contract Part B §2-3). Views parse, call one service, render.
+
+Order of checks on every authenticated route (contract §1.1): the JSON body
+is parsed (malformed JSON is 422 even without a token), then the bearer
+token (401/403), then the rate limit (429), then path, query and body
+validation (422), then the service (404/409/413).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Min, Q
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from openqueue_site.api import MISSING, PayloadTooLarge, parse_json_body, validate_all
+from queues import services
+from queues.models import Job, JobStatus
+from queues.serializers import (
+    AckRequest,
+    BatchEnqueueOut,
+    BatchEnqueueRequest,
+    DetailOut,
+    EnqueueOut,
+    EnqueueRequest,
+    HeartbeatRequest,
+    JobListOut,
+    JobOut,
+    JobPath,
+    JobStatusOut,
+    LeaseOut,
+    LeaseRequest,
+    ListJobsQuery,
+    NackRequest,
+    QueuePath,
+    QueueStatsListOut,
+    iso,
+    job_to_dict,
+    json_size,
+)
+
+ERRORS = {
+    401: OpenApiResponse(DetailOut, description="Missing, unknown or revoked token"),
+    403: OpenApiResponse(DetailOut, description="The token's user is inactive"),
+    422: OpenApiResponse(DetailOut, description="Validation error (a list of errors)"),
+}
+LIMITED = {**ERRORS, 429: OpenApiResponse(DetailOut, description="Rate limit exceeded")}
+
+
+class ApiView(APIView):
+    """Base of the authenticated API views."""
+
+    # Actions of queues/throttling.py by HTTP method.
+    rate_limit_actions: dict[str, str] = {}
+    # POST routes whose body is parsed (before authentication, as the original).
+    parses_body = True
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.body = MISSING
+        if request.method == "POST" and self.parses_body:
+            self.body = parse_json_body(request._request)
+        super().initial(request, *args, **kwargs)
+
+
+def _check_payload(value: Any, what: str, setting: str) -> None:
+    limit = getattr(settings, setting)
+    size = json_size(value)
+    if size > limit:
+        raise PayloadTooLarge(what, setting, limit, size)
+
+
+def _new_job(request: EnqueueRequest, what: str) -> services.NewJob:
+    _check_payload(request.payload, what, "OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES")
+    return services.NewJob(
+        queue_name=request.queue_name,
+        payload=request.payload,
+        priority=request.priority,
+        max_retries=request.max_retries,
+        run_at=request.run_at,  # type: ignore[arg-type]  # parsed to datetime
+    )
+
+
+class JobsView(ApiView):
+    http_method_names = ["get", "post"]
+    rate_limit_actions = {"GET": "list_jobs", "POST": "enqueue"}
+
+    @extend_schema(
+        operation_id="list_jobs",
+        parameters=[
+            OpenApiParameter("queue_name", str, description="Exact queue name"),
+            OpenApiParameter("status", str, enum=JobStatus.values),
+            OpenApiParameter("limit", int, description="1..200, default 50"),
+            OpenApiParameter("offset", int, description=">= 0, default 0"),
+        ],
+        responses={200: JobListOut, **LIMITED},
+        description="The caller's jobs, newest first (created_at DESC, id DESC).",
+    )
+    def get(self, request: Request) -> Response:
+        (query,) = validate_all((ListJobsQuery, request.query_params.dict(), "query"))
+        jobs = Job.objects.for_owner(request.user)
+        if query.queue_name is not None:
+            jobs = jobs.in_queue(query.queue_name)
+        if query.status is not None:
+            jobs = jobs.filter(status=query.status)
+        total = jobs.count()
+        page = jobs.order_by("-created_at", "-id")[query.offset : query.offset + query.limit]
+        return Response(
+            {
+                "items": [job_to_dict(job) for job in page],
+                "total": total,
+                "limit": query.limit,
+                "offset": query.offset,
+            }
+        )
+
+    @extend_schema(
+        operation_id="enqueue",
+        request=EnqueueRequest,
+        responses={201: EnqueueOut, 413: DetailOut, **LIMITED},
+    )
+    def post(self, request: Request) -> Response:
+        (body,) = validate_all((EnqueueRequest, self.body, "body"))
+        (job,) = services.enqueue_jobs(owner=request.user, jobs=[_new_job(body, "Job payload")])
+        return Response({"job_id": str(job.id), "status": "queued"}, status=201)
+
+
+class BatchView(ApiView):
+    http_method_names = ["post"]
+    rate_limit_actions = {"POST": "enqueue"}
+
+    @extend_schema(
+        operation_id="enqueue_batch",
+        request=BatchEnqueueRequest,
+        responses={201: BatchEnqueueOut, 413: DetailOut, **LIMITED},
+        description="All jobs are created or none (at most OPENQUEUE_MAX_BATCH_SIZE).",
+    )
+    def post(self, request: Request) -> Response:
+        (body,) = validate_all((BatchEnqueueRequest, self.body, "body"))
+        new_jobs = [_new_job(item, f"Payload of jobs[{i}]") for i, item in enumerate(body.jobs)]
+        jobs = services.enqueue_jobs(owner=request.user, jobs=new_jobs)
+        return Response({"job_ids": [str(job.id) for job in jobs], "count": len(jobs)}, status=201)
+
+
+class JobStatusView(ApiView):
+    http_method_names = ["get"]
+
+    @extend_schema(operation_id="get_job_status", responses={200: JobStatusOut, **ERRORS})
+    def get(self, request: Request, job_id: str) -> Response:
+        (path,) = validate_all((JobPath, {"job_id": job_id}, "path"))
+        job = services.get_job(owner=request.user, job_id=path.job_id)
+        return Response({"job_id": str(job.id), "status": job.status})
+
+
+class JobDetailView(ApiView):
+    http_method_names = ["get"]
+
+    @extend_schema(operation_id="get_job", responses={200: JobOut, 404: DetailOut, **ERRORS})
+    def get(self, request: Request, job_id: str) -> Response:
+        (path,) = validate_all((JobPath, {"job_id": job_id}, "path"))
+        return Response(job_to_dict(services.get_job(owner=request.user, job_id=path.job_id)))
+
+
+class CancelView(ApiView):
+    http_method_names = ["post"]
+    parses_body = False  # SDKs send an empty body with Content-Type: application/json
+
+    @extend_schema(
+        operation_id="cancel_job",
+        request=None,
+        responses={200: JobStatusOut, 404: DetailOut, **ERRORS},
+        description="Only a pending job can be cancelled; anything else is 404.",
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        (path,) = validate_all((JobPath, {"job_id": job_id}, "path"))
+        services.cancel_job(owner=request.user, job_id=path.job_id)
+        return Response({"job_id": str(path.job_id), "status": "cancelled"})
+
+
+class LeaseView(ApiView):
+    http_method_names = ["post"]
+    rate_limit_actions = {"POST": "lease"}
+
+    @extend_schema(
+        operation_id="lease",
+        request=LeaseRequest,
+        responses={200: OpenApiResponse(LeaseOut, description="A lease, or null"), **LIMITED},
+        description="Lease the next due job of the queue. No job: 200 with the body null.",
+    )
+    def post(self, request: Request, queue_name: str) -> Response | HttpResponse:
+        path, body = validate_all(
+            (QueuePath, {"queue_name": queue_name}, "path"), (LeaseRequest, self.body, "body")
+        )
+        lease = services.lease_job(
+            owner=request.user,
+            queue_name=path.queue_name,
+            worker_id=body.worker_id,
+            lease_seconds=body.lease_seconds,
+        )
+        if lease is None:
+            return HttpResponse(b"null", content_type="application/json")
+        return Response(
+            {
+                "job": job_to_dict(lease.job),
+                "lease_token": str(lease.lease_token),
+                "lease_expires_at": iso(lease.lease_expires_at),
+            }
+        )
+
+
+class AckView(ApiView):
+    http_method_names = ["post"]
+    rate_limit_actions = {"POST": "ack"}
+
+    @extend_schema(
+        operation_id="ack",
+        request=AckRequest,
+        responses={200: JobStatusOut, 409: DetailOut, 413: DetailOut, **LIMITED},
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        path, body = validate_all(
+            (JobPath, {"job_id": job_id}, "path"), (AckRequest, self.body, "body")
+        )
+        if body.result is not None:
+            _check_payload(body.result, "Result", "OPENQUEUE_MAX_RESULT_PAYLOAD_BYTES")
+        services.ack_job(
+            owner=request.user, job_id=path.job_id, lease_token=body.lease_token, result=body.result
+        )
+        return Response({"job_id": str(path.job_id), "status": "completed"})
+
+
+class NackView(ApiView):
+    http_method_names = ["post"]
+    rate_limit_actions = {"POST": "nack"}
+
+    @extend_schema(
+        operation_id="nack",
+        request=NackRequest,
+        responses={200: JobStatusOut, 409: DetailOut, 413: DetailOut, **LIMITED},
+        description="Retry after min(2^retry_count, 300) s, or move the job to the DLQ.",
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        path, body = validate_all(
+            (JobPath, {"job_id": job_id}, "path"), (NackRequest, self.body, "body")
+        )
+        size = len(body.error.encode("utf-8"))
+        limit = settings.OPENQUEUE_MAX_ERROR_TEXT_BYTES
+        if size > limit:
+            raise PayloadTooLarge("Error text", "OPENQUEUE_MAX_ERROR_TEXT_BYTES", limit, size)
+        services.nack_job(
+            owner=request.user,
+            job_id=path.job_id,
+            lease_token=body.lease_token,
+            error=body.error,
+            retry=body.retry,
+        )
+        return Response({"job_id": str(path.job_id), "status": "failed_or_requeued"})
+
+
+class HeartbeatView(ApiView):
+    http_method_names = ["post"]
+    rate_limit_actions = {"POST": "heartbeat"}
+
+    @extend_schema(
+        operation_id="heartbeat",
+        request=HeartbeatRequest,
+        responses={200: JobStatusOut, 409: DetailOut, **LIMITED},
+        description="Set the lease to expire lease_seconds from now.",
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        path, body = validate_all(
+            (JobPath, {"job_id": job_id}, "path"), (HeartbeatRequest, self.body, "body")
+        )
+        services.heartbeat_job(
+            owner=request.user,
+            job_id=path.job_id,
+            lease_token=body.lease_token,
+            lease_seconds=body.lease_seconds,
+        )
+        return Response({"job_id": str(path.job_id), "status": "lease_extended"})
+
+
+class QueueStatsView(ApiView):
+    http_method_names = ["get"]
+    rate_limit_actions = {"GET": "queue_stats"}
+
+    @extend_schema(operation_id="queue_stats", responses={200: QueueStatsListOut, **LIMITED})
+    def get(self, request: Request) -> Response:
+        counts = {status: Count("pk", filter=Q(status=status)) for status in JobStatus.values}
+        rows = (
+            Job.objects.for_owner(request.user)
+            .values("queue_name")
+            .annotate(
+                **counts,
+                total=Count("pk"),
+                oldest_pending_created_at=Min("created_at", filter=Q(status=JobStatus.PENDING)),
+            )
+            .order_by("queue_name")
+        )
+        return Response(
+            [
+                {
+                    "queue_name": row["queue_name"],
+                    **{status: row[status] for status in JobStatus.values},
+                    "total": row["total"],
+                    "oldest_pending_created_at": iso(row["oldest_pending_created_at"]),
+                }
+                for row in rows
+            ]
+        )
+
+
+# --- Unauthenticated routes ---------------------------------------------------------
+
+
+class PublicView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+    http_method_names = ["get"]
+
+
+class HealthView(PublicView):
+    @extend_schema(operation_id="health", responses={200: DetailOut})
+    def get(self, request: Request) -> Response:
+        """Liveness: the process answers. Touches no database."""
+        return Response({"status": "ok"})
+
+
+class ReadyView(PublicView):
+    @extend_schema(operation_id="ready", responses={200: DetailOut, 503: DetailOut})
+    def get(self, request: Request) -> Response:
+        """Readiness: the database answers ``SELECT 1``; 503 otherwise."""
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        except Exception:
+            return Response({"detail": "Database not ready"}, status=503)
+        return Response({"status": "ready"})

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The whole test run: venv, lint, migration check, SQLite leg, PostgreSQL leg,
+# then a verification of both JUnit reports. This is what `make test` (and CI) runs.
+# Extra arguments are passed to both pytest invocations.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+
+step() { echo "==> $*" >&2; }
+die() { echo "test.sh: ERROR: $*" >&2; exit 1; }
+
+# Remember whether the caller provided a database; we never leak it into the
+# SQLite leg or the migration check.
+EXTERNAL_DATABASE_URL="${DATABASE_URL:-}"
+unset DATABASE_URL
+
+RESULTS="$ROOT/.test-results"
+PG_DIR=""
+
+cleanup() {
+    if [ -n "$PG_DIR" ]; then
+        "$ROOT/scripts/pg_throwaway.sh" stop "$PG_DIR" || true
+        PG_DIR=""
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# a. virtualenv + dependencies
+step "ensuring virtualenv (.venv) and dependencies"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -r requirements-dev.txt
+
+# b. lint
+step "lint: ruff check"
+.venv/bin/ruff check .
+step "lint: ruff format --check"
+.venv/bin/ruff format --check .
+
+# c. forgotten migrations
+step "checking for missing migrations"
+.venv/bin/python manage.py makemigrations --check --dry-run
+
+mkdir -p "$RESULTS"
+rm -f "$RESULTS/sqlite.xml" "$RESULTS/postgresql.xml"
+
+# d. SQLite leg
+step "SQLite leg: pytest"
+sqlite_rc=0
+.venv/bin/pytest --junitxml="$RESULTS/sqlite.xml" "$@" || sqlite_rc=$?
+
+# e. PostgreSQL leg
+pg_rc=0
+pg_url=""
+if [ -n "$EXTERNAL_DATABASE_URL" ]; then
+    step "PostgreSQL leg: using DATABASE_URL from the environment"
+    pg_url="$EXTERNAL_DATABASE_URL"
+else
+    step "PostgreSQL leg: starting throwaway cluster"
+    PG_DIR="$(mktemp -d /tmp/openqueue-pg.XXXXXX)"
+    if ! pg_url="$("$ROOT/scripts/pg_throwaway.sh" start "$PG_DIR")"; then
+        echo "test.sh: could not start a throwaway PostgreSQL cluster" >&2
+        pg_url=""
+        pg_rc=1
+    fi
+fi
+if [ -n "$pg_url" ]; then
+    step "PostgreSQL leg: pytest"
+    DATABASE_URL="$pg_url" .venv/bin/pytest --junitxml="$RESULTS/postgresql.xml" "$@" || pg_rc=$?
+fi
+cleanup
+
+# f. verify reports
+step "verifying JUnit reports"
+verify_rc=0
+.venv/bin/python - "$RESULTS" "$sqlite_rc" "$pg_rc" <<'PY' || verify_rc=$?
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+results, sqlite_rc, pg_rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+legs = [
+    ("SQLite", "sqlite.xml", "sqlite", sqlite_rc),
+    ("PostgreSQL", "postgresql.xml", "postgresql", pg_rc),
+]
+ok = True
+for label, fname, vendor, rc in legs:
+    path = os.path.join(results, fname)
+    problems = []
+    if not os.path.exists(path):
+        print(f"{label} leg: DID NOT RUN ({fname} missing, pytest exit code {rc})")
+        ok = False
+        continue
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        print(f"{label} leg: unreadable report {fname}: {exc}")
+        ok = False
+        continue
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    tests = failures = errors = skipped = 0
+    vendors = set()
+    for s in suites:
+        tests += int(s.get("tests", 0))
+        failures += int(s.get("failures", 0))
+        errors += int(s.get("errors", 0))
+        skipped += int(s.get("skipped", 0))
+        for prop in s.iter("property"):
+            if prop.get("name") == "db_vendor":
+                vendors.add(prop.get("value"))
+    passed = tests - failures - errors - skipped
+    if rc != 0:
+        problems.append(f"pytest exit code {rc}")
+    if tests <= 0:
+        problems.append("no tests ran")
+    if failures + errors:
+        problems.append(f"{failures + errors} failures/errors")
+    if vendors != {vendor}:
+        problems.append(
+            f"db_vendor property is {sorted(vendors) or 'missing'}, expected {vendor!r}"
+        )
+    status = "OK" if not problems else "FAILED (" + "; ".join(problems) + ")"
+    print(
+        f"{label} leg: {passed} passed, {failures} failed, {errors} errors, "
+        f"{skipped} skipped -- {status}"
+    )
+    if problems:
+        ok = False
+sys.exit(0 if ok else 1)
+PY
+
+if [ "$sqlite_rc" -ne 0 ] || [ "$pg_rc" -ne 0 ] || [ "$verify_rc" -ne 0 ]; then
+    die "test run FAILED (sqlite pytest rc=$sqlite_rc, postgresql pytest rc=$pg_rc, verify rc=$verify_rc)"
+fi
+step "all checks passed"
