@@ -164,7 +164,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not the shared-cache in-memory database: that one takes table
     # locks and ignores the busy timeout under concurrent tests.
-    _db["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-openqueue.sqlite3")}
+    _name = Path(_db["NAME"])
+    _db["TEST"] = {"NAME": str(_name.with_name(f"test-{_name.name}"))}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_MAX_AGE"] = 0  # the pool below owns connection lifetime
     _db["CONN_HEALTH_CHECKS"] = True
