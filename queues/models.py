@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+
+from queues.ids import uuid7
 
 
 class JobStatus(models.TextChoices):
@@ -51,7 +52,7 @@ class JobQuerySet(models.QuerySet["Job"]):
 class Job(models.Model):
     """One unit of work in a tenant's queue. Transitions live in queues/services.py."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs", db_column="user_id"
     )

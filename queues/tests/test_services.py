@@ -1,0 +1,297 @@
+"""The job lifecycle, driven through queues/services.py with injected time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from queues import services
+from queues.models import DeadReason, Job, JobStatus
+from queues.tests.factories import JobFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def enqueue(owner, queue="q", now=None, **fields) -> Job:
+    (job,) = services.enqueue_jobs(
+        owner=owner,
+        jobs=[services.NewJob(queue_name=queue, payload={"k": "v"}, **fields)],
+        now=now,
+    )
+    return job
+
+
+def lease(owner, now, queue="q", seconds=30) -> services.Lease | None:
+    return services.lease_job(
+        owner=owner, queue_name=queue, worker_id="w", lease_seconds=seconds, now=now
+    )
+
+
+def nack(owner, leased: services.Lease, now, retry=True) -> Job:
+    services.nack_job(
+        owner=owner,
+        job_id=leased.job.id,
+        lease_token=str(leased.lease_token),
+        error="boom",
+        retry=retry,
+        now=now,
+    )
+    return Job.objects.get(pk=leased.job.id)
+
+
+def test_backoff_seconds_double_from_one_and_cap_at_300():
+    assert [services.backoff_seconds(n) for n in range(11)] == [
+        1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300,
+    ]  # fmt: skip
+    assert services.backoff_seconds(60) == 300
+
+
+def test_nack_retries_after_1_2_4_seconds_then_moves_job_to_dlq():
+    owner = UserFactory()
+    now = timezone.now()
+    job = enqueue(owner, now=now, max_retries=3)
+    for expected_delay, expected_retries in [(1, 1), (2, 2), (4, 3)]:
+        leased = lease(owner, now)
+        assert leased is not None and leased.job.id == job.id
+        job = nack(owner, leased, now)
+        assert job.status == JobStatus.PENDING
+        assert job.retry_count == expected_retries
+        assert job.run_at == now + timedelta(seconds=expected_delay)
+        assert job.error_text == "boom"
+        assert job.lease_token is None and job.locked_until is None
+        # Not leasable during the backoff, leasable when it ends.
+        assert (
+            lease(owner, now + timedelta(seconds=expected_delay) - timedelta(microseconds=1))
+            is None
+        )
+        now = now + timedelta(seconds=expected_delay)
+
+    leased = lease(owner, now)
+    job = nack(owner, leased, now)
+    assert job.status == JobStatus.DEAD
+    assert job.dead_reason == DeadReason.MAX_RETRIES_EXHAUSTED
+    assert job.retry_count == 3  # four runs in all: one attempt plus three retries
+    assert job.dead_at == now and job.finished_at == now
+    assert lease(owner, now + timedelta(days=1)) is None
+
+
+def test_nack_without_retry_moves_job_to_dlq_as_retry_disabled():
+    owner = UserFactory()
+    now = timezone.now()
+    enqueue(owner, now=now, max_retries=5)
+    job = nack(owner, lease(owner, now), now, retry=False)
+    assert job.status == JobStatus.DEAD
+    assert job.dead_reason == DeadReason.RETRY_DISABLED
+    assert job.retry_count == 0
+
+
+def test_nack_without_retry_and_no_retries_left_records_exhaustion():
+    owner = UserFactory()
+    now = timezone.now()
+    enqueue(owner, now=now, max_retries=0)
+    job = nack(owner, lease(owner, now), now, retry=False)
+    assert job.dead_reason == DeadReason.MAX_RETRIES_EXHAUSTED
+
+
+def test_backoff_is_capped_at_300_seconds_for_late_retries():
+    owner = UserFactory()
+    now = timezone.now()
+    job = JobFactory(owner=owner, queue_name="q", leased=True, retry_count=12, max_retries=20)
+    leased = services.Lease(job=job, lease_token=job.lease_token, lease_expires_at=now)
+    job = nack(owner, leased, now)
+    assert job.run_at == now + timedelta(seconds=300)
+
+
+def test_ack_completes_job_and_clears_lease():
+    owner = UserFactory()
+    now = timezone.now()
+    enqueue(owner, now=now)
+    leased = lease(owner, now)
+    later = now + timedelta(seconds=3)
+    services.ack_job(
+        owner=owner,
+        job_id=leased.job.id,
+        lease_token=str(leased.lease_token),
+        result={"ok": True},
+        now=later,
+    )
+    job = Job.objects.get(pk=leased.job.id)
+    assert job.status == JobStatus.COMPLETED
+    assert job.result == {"ok": True}
+    assert job.finished_at == later and job.started_at == now
+    assert job.lease_token is None and job.locked_by is None and job.locked_until is None
+    with pytest.raises(services.LeaseMismatch):
+        services.ack_job(
+            owner=owner, job_id=job.id, lease_token=str(leased.lease_token), result=None
+        )
+
+
+def test_lease_orders_by_priority_then_age():
+    owner = UserFactory()
+    now = timezone.now()
+    old_low = enqueue(owner, now=now - timedelta(seconds=3), priority=0)
+    new_high = enqueue(owner, now=now - timedelta(seconds=1), priority=5)
+    old_high = enqueue(owner, now=now - timedelta(seconds=2), priority=5)
+    order = [lease(owner, now).job.id for _ in range(3)]
+    assert order == [old_high.id, new_high.id, old_low.id]
+    assert lease(owner, now) is None
+
+
+def test_lease_skips_jobs_scheduled_in_the_future():
+    owner = UserFactory()
+    now = timezone.now()
+    job = enqueue(owner, now=now, run_at=now + timedelta(minutes=5))
+    assert lease(owner, now) is None
+    assert lease(owner, now + timedelta(minutes=5)).job.id == job.id
+
+
+def test_expired_lease_is_leased_again_and_counted():
+    owner = UserFactory()
+    now = timezone.now()
+    job = enqueue(owner, now=now, max_retries=3)
+    first = lease(owner, now, seconds=30)
+    assert lease(owner, now + timedelta(seconds=29)) is None  # still held
+    second = lease(owner, now + timedelta(seconds=31))
+    assert second.job.id == job.id
+    assert second.lease_token != first.lease_token
+    assert second.job.lease_lost_count == 1
+    assert second.job.started_at == now  # kept from the first lease
+    # The first holder's token is dead now.
+    with pytest.raises(services.LeaseMismatch):
+        services.ack_job(
+            owner=owner, job_id=job.id, lease_token=str(first.lease_token), result=None
+        )
+
+
+def test_job_whose_lease_expires_more_than_max_retries_times_goes_to_dlq():
+    owner = UserFactory()
+    now = timezone.now()
+    poison = enqueue(owner, now=now, max_retries=2)
+    # Three runs (one plus two retries) each lose their lease...
+    for expected_lost in range(3):
+        leased = lease(owner, now, seconds=10)
+        assert leased.job.id == poison.id
+        assert leased.job.lease_lost_count == expected_lost
+        now += timedelta(seconds=11)
+    # ...the third expiry is one more than max_retries: dead, not leased again.
+    assert lease(owner, now) is None
+    poison.refresh_from_db()
+    assert poison.status == JobStatus.DEAD
+    assert poison.dead_reason == DeadReason.LEASE_EXPIRED
+    assert poison.lease_lost_count == 3
+    assert poison.lease_token is None
+
+
+def test_poison_job_does_not_block_the_next_job():
+    owner = UserFactory()
+    now = timezone.now()
+    poison = JobFactory(owner=owner, queue_name="q", expired=True, max_retries=0, priority=9)
+    healthy = enqueue(owner, now=now)
+    leased = lease(owner, now)
+    assert leased.job.id == healthy.id
+    poison.refresh_from_db()
+    assert poison.status == JobStatus.DEAD
+
+
+def test_heartbeat_extends_lease_from_now():
+    owner = UserFactory()
+    now = timezone.now()
+    enqueue(owner, now=now)
+    leased = lease(owner, now, seconds=30)
+    later = now + timedelta(seconds=20)
+    until = services.heartbeat_job(
+        owner=owner,
+        job_id=leased.job.id,
+        lease_token=str(leased.lease_token),
+        lease_seconds=60,
+        now=later,
+    )
+    assert until == later + timedelta(seconds=60)
+    assert Job.objects.get(pk=leased.job.id).locked_until == until
+    # Past the original expiry but inside the extension: nobody can take it.
+    assert lease(owner, now + timedelta(seconds=45)) is None
+
+
+def test_heartbeat_can_shorten_a_lease():
+    owner = UserFactory()
+    now = timezone.now()
+    enqueue(owner, now=now)
+    leased = lease(owner, now, seconds=600)
+    services.heartbeat_job(
+        owner=owner,
+        job_id=leased.job.id,
+        lease_token=str(leased.lease_token),
+        lease_seconds=5,
+        now=now,
+    )
+    assert lease(owner, now + timedelta(seconds=6)).job.id == leased.job.id
+
+
+@pytest.mark.parametrize("state", ["leased", "completed", "dead"])
+def test_cancel_refuses_jobs_that_are_not_pending(state):
+    job = JobFactory(**{state: True})
+    with pytest.raises(services.JobNotCancellable):
+        services.cancel_job(owner=job.owner, job_id=job.id)
+    job.refresh_from_db()
+    assert job.status != JobStatus.CANCELLED
+
+
+def test_cancel_stops_a_job_waiting_out_its_backoff():
+    owner = UserFactory()
+    now = timezone.now()
+    enqueue(owner, now=now)
+    job = nack(owner, lease(owner, now), now)
+    services.cancel_job(owner=owner, job_id=job.id, now=now)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.finished_at == now
+    assert lease(owner, now + timedelta(hours=1)) is None
+
+
+def test_transitions_never_touch_another_tenants_job():
+    owner, stranger = UserFactory(), UserFactory()
+    now = timezone.now()
+    enqueue(owner, now=now)
+    leased = lease(owner, now)
+    token = str(leased.lease_token)
+    assert lease(stranger, now) is None
+    with pytest.raises(services.LeaseMismatch):
+        services.ack_job(owner=stranger, job_id=leased.job.id, lease_token=token, result=None)
+    with pytest.raises(services.LeaseMismatch):
+        services.heartbeat_job(
+            owner=stranger, job_id=leased.job.id, lease_token=token, lease_seconds=5
+        )
+    with pytest.raises(services.JobNotFound):
+        services.get_job(owner=stranger, job_id=leased.job.id)
+    assert Job.objects.get(pk=leased.job.id).status == JobStatus.PROCESSING
+
+
+def test_lease_token_that_is_not_a_uuid_is_a_mismatch_not_an_error():
+    owner = UserFactory()
+    with pytest.raises(services.LeaseMismatch):
+        services.ack_job(
+            owner=owner, job_id=uuid.uuid4(), lease_token="invalid-token-123", result=None
+        )
+
+
+def test_batch_enqueue_is_all_or_nothing():
+    owner = UserFactory()
+    bad = services.NewJob(queue_name="q", payload={}, max_retries=-1)  # violates the CHECK
+    good = services.NewJob(queue_name="q", payload={})
+    with pytest.raises(Exception):  # noqa: B017 - any database error; what matters is the rollback
+        services.enqueue_jobs(owner=owner, jobs=[good, good, bad])
+    assert Job.objects.count() == 0
+
+
+def test_batch_jobs_are_leased_in_input_order():
+    owner = UserFactory()
+    now = timezone.now()
+    jobs = services.enqueue_jobs(
+        owner=owner,
+        jobs=[services.NewJob(queue_name="q", payload={"n": n}) for n in range(20)],
+        now=now,
+    )
+    leased = [lease(owner, now).job.id for _ in range(20)]
+    assert leased == [job.id for job in jobs]
