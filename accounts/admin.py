@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from accounts.models import ApiToken, User
+from accounts.services import revoke_token
 
 
 @admin.register(User)
@@ -29,5 +32,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
     fields = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = fields
 
-    def has_add_permission(self, request) -> bool:
+    actions = ["revoke_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.action(description="Revoke selected API tokens")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = sum(revoke_token(token=token) for token in queryset.filter(revoked_at=None))
+        skipped = queryset.count() - revoked
+        self.message_user(request, f"Revoked {revoked} token(s); {skipped} already revoked.")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -74,3 +76,13 @@ class BearerTokenAuthentication(BaseAuthentication):
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff), pk=token.pk
         ).update(last_used_at=now)
         token.last_used_at = now
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Tells drf-spectacular (and so Swagger UI's Authorize button) about bearer tokens."""
+
+    target_class = BearerTokenAuthentication
+    name = "BearerToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "An oq_live_… API token."}

@@ -65,5 +65,6 @@ class ProvisionView(APIView):
             raise exceptions.PermissionDenied("Invalid or missing X-Admin-Secret header.")
         result = provision_user(email=body.email, rotate=body.rotate)
         return Response(
-            {"token": result.raw_token, "email": result.user.email, "created": result.created}
+            # The email as sent (contract §3.4), even where the stored one is normalized.
+            {"token": result.raw_token, "email": body.email, "created": result.created}
         )

@@ -14,6 +14,7 @@ import math
 from typing import Any, TypeVar
 
 import pydantic
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions, views
@@ -24,6 +25,12 @@ from queues.services import JobNotCancellable, JobNotFound, LeaseMismatch
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 MISSING: Any = object()
+
+# Far below the interpreter's recursion limit: a document that parses must
+# also survive the recursive walks after it (validation, json.dumps when the
+# row is saved), which run on a deeper stack. ~900 levels parsed but crashed
+# the save with RecursionError (a 500).
+MAX_JSON_DEPTH = 256
 
 
 class RequestValidationError(Exception):
@@ -43,8 +50,6 @@ class PayloadTooLarge(Exception):
 
 
 def request_too_large(size: int | None) -> PayloadTooLarge:
-    from django.conf import settings
-
     limit = settings.OPENQUEUE_MAX_REQUEST_BYTES
     return PayloadTooLarge("Request body", "OPENQUEUE_MAX_REQUEST_BYTES", limit, size)
 
@@ -75,6 +80,47 @@ def _json_invalid(position: int, message: str) -> RequestValidationError:
     )
 
 
+def _too_deep(value: Any, limit: int) -> bool:
+    """True if ``value`` nests arrays/objects more than ``limit`` levels (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def read_body(request: HttpRequest) -> bytes:
+    """The raw body, chunked transfer encoding included, at most OPENQUEUE_MAX_REQUEST_BYTES.
+
+    Django reads only ``Content-Length`` bytes, so a chunked body (no length)
+    would look empty; gunicorn de-chunks ``wsgi.input`` and marks it
+    ``wsgi.input_terminated``, so it can be read to its end, bounded.
+    """
+    limit = settings.OPENQUEUE_MAX_REQUEST_BYTES
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if (
+        chunked
+        and not request.META.get("CONTENT_LENGTH")
+        and request.META.get("wsgi.input_terminated")
+    ):
+        data = request.META["wsgi.input"].read(limit + 1)
+        if len(data) > limit:
+            raise request_too_large(None)
+        return data
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise request_too_large(None) from None
+
+
 def parse_json_body(request: HttpRequest) -> Any:
     """The request body as JSON, or MISSING when there is none.
 
@@ -82,10 +128,7 @@ def parse_json_body(request: HttpRequest) -> Any:
     ``application/json`` or ``application/*+json``; any other type yields the
     raw text, which then fails validation as "not an object".
     """
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise request_too_large(None) from None
+    raw = read_body(request)
     media = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     is_json = media in ("", "application/json") or (
         media.startswith("application/") and media.endswith("+json")
@@ -95,12 +138,15 @@ def parse_json_body(request: HttpRequest) -> Any:
     if not is_json:
         return raw.decode("utf-8", errors="replace")
     try:
-        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise _json_invalid(exc.pos, exc.msg) from None
     except (ValueError, RecursionError) as exc:
         # Invalid UTF-8, NaN/Infinity, out-of-range numbers, absurd nesting.
         raise _json_invalid(0, str(exc) or exc.__class__.__name__) from None
+    if _too_deep(value, MAX_JSON_DEPTH):
+        raise _json_invalid(0, f"nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
 
 
 def _jsonable(value: Any) -> Any:

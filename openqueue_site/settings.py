@@ -71,13 +71,16 @@ def env_rate(name: str, default: tuple[float, int]) -> tuple[float, int]:
 
 # --- Core Django ----------------------------------------------------------------
 
+OPENQUEUE_ENV = env_str("OPENQUEUE_ENV", "dev")
+if OPENQUEUE_ENV not in {"dev", "test", "prod"}:
+    raise ImproperlyConfigured(f"OPENQUEUE_ENV must be dev, test or prod, got {OPENQUEUE_ENV!r}")
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("OPENQUEUE_REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set in production.")
-    # Development fallback: random per process, so sessions do not survive a
-    # restart and nothing guessable is ever a default.
+    if OPENQUEUE_ENV == "prod":
+        raise ImproperlyConfigured("SECRET_KEY must be set when OPENQUEUE_ENV=prod.")
+    # Outside production: random per process, so nothing guessable is ever a
+    # default. `make run` writes one to var/secret_key so its workers agree.
     import secrets
 
     SECRET_KEY = "dev-" + secrets.token_urlsafe(48)
@@ -104,8 +107,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "openqueue_site.middleware.RequestIdMiddleware",
-    "openqueue_site.middleware.RequestSizeLimitMiddleware",
+    # CORS before the size check, so a browser can read a 413 too.
     "corsheaders.middleware.CorsMiddleware",
+    "openqueue_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -217,7 +221,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [],  # API views parse bodies themselves (openqueue_site/api.py)
+    # Views parse bodies themselves, before authentication (openqueue_site/api.py);
+    # the parser is declared so the OpenAPI schema lists application/json bodies.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["queues.throttling.TokenBucketThrottle"],
     "EXCEPTION_HANDLER": "openqueue_site.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -232,7 +238,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
+    # pydantic emits JSON Schema 2020-12 (anyOf with null), which is OpenAPI 3.1.
+    "OAS_VERSION": "3.1.0",
 }
 
 CORS_ALLOWED_ORIGINS_RAW = env_list("OPENQUEUE_CORS_ORIGINS", "*")
@@ -243,7 +250,18 @@ else:
 CORS_ALLOW_CREDENTIALS = True
 CORS_PREFLIGHT_MAX_AGE = 600
 CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
-CORS_ALLOW_HEADERS = ["*"]
+# Named, not "*": browsers never let "*" cover Authorization, and with
+# credentials allowed they read "*" literally, so every bearer-token
+# preflight would fail.
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "user-agent",
+    "x-admin-secret",
+    "x-request-id",
+    "x-requested-with",
+]
 
 # --- OpenQueue ----------------------------------------------------------------------
 
@@ -259,8 +277,9 @@ OPENQUEUE_MAX_RESULT_PAYLOAD_BYTES = env_int(
 OPENQUEUE_MAX_ERROR_TEXT_BYTES = env_int("OPENQUEUE_MAX_ERROR_TEXT_BYTES", 8 * 1024, minimum=1)
 OPENQUEUE_MAX_REQUEST_BYTES = env_int("OPENQUEUE_MAX_REQUEST_BYTES", 16 * 1024 * 1024, minimum=1)
 OPENQUEUE_MAX_BATCH_SIZE = env_int("OPENQUEUE_MAX_BATCH_SIZE", 1000, minimum=1)
-# Django's own limit stays as a backstop for bodies without a Content-Length;
-# RequestSizeLimitMiddleware turns both into a 413 with a JSON detail.
+# Django's own limit stays as a backstop; RequestSizeLimitMiddleware checks
+# Content-Length and openqueue_site.api.read_body bounds chunked bodies, and
+# both answer 413 with a JSON detail.
 DATA_UPLOAD_MAX_MEMORY_SIZE = OPENQUEUE_MAX_REQUEST_BYTES
 
 OPENQUEUE_RATE_LIMIT_ENABLED = env_bool("OPENQUEUE_RATE_LIMIT_ENABLED", True)

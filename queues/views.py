@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models import Count, Min, Q
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -63,6 +64,9 @@ class ApiView(APIView):
     parses_body = True
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if request.method.lower() not in self.http_method_names:
+            # Routing comes first in the original: a wrong method is 405 even without a token.
+            raise exceptions.MethodNotAllowed(request.method)
         self.body = MISSING
         if request.method == "POST" and self.parses_body:
             self.body = parse_json_body(request._request)
@@ -88,6 +92,8 @@ def _new_job(request: EnqueueRequest, what: str) -> services.NewJob:
 
 
 class JobsView(ApiView):
+    """List the caller's jobs, or enqueue one job."""
+
     http_method_names = ["get", "post"]
     rate_limit_actions = {"GET": "list_jobs", "POST": "enqueue"}
 
@@ -132,6 +138,8 @@ class JobsView(ApiView):
 
 
 class BatchView(ApiView):
+    """Enqueue many jobs in one atomic request."""
+
     http_method_names = ["post"]
     rate_limit_actions = {"POST": "enqueue"}
 
@@ -149,6 +157,8 @@ class BatchView(ApiView):
 
 
 class JobStatusView(ApiView):
+    """The status of one job."""
+
     http_method_names = ["get"]
 
     @extend_schema(operation_id="get_job_status", responses={200: JobStatusOut, **ERRORS})
@@ -159,6 +169,8 @@ class JobStatusView(ApiView):
 
 
 class JobDetailView(ApiView):
+    """One job with its payload, result and timestamps."""
+
     http_method_names = ["get"]
 
     @extend_schema(operation_id="get_job", responses={200: JobOut, 404: DetailOut, **ERRORS})
@@ -168,6 +180,8 @@ class JobDetailView(ApiView):
 
 
 class CancelView(ApiView):
+    """Cancel a pending job."""
+
     http_method_names = ["post"]
     parses_body = False  # SDKs send an empty body with Content-Type: application/json
 
@@ -184,6 +198,8 @@ class CancelView(ApiView):
 
 
 class LeaseView(ApiView):
+    """Lease the next due job of a queue."""
+
     http_method_names = ["post"]
     rate_limit_actions = {"POST": "lease"}
 
@@ -215,6 +231,8 @@ class LeaseView(ApiView):
 
 
 class AckView(ApiView):
+    """Complete a leased job, optionally with a result object."""
+
     http_method_names = ["post"]
     rate_limit_actions = {"POST": "ack"}
 
@@ -236,6 +254,8 @@ class AckView(ApiView):
 
 
 class NackView(ApiView):
+    """Fail a leased job: retry it after a backoff, or move it to the DLQ."""
+
     http_method_names = ["post"]
     rate_limit_actions = {"POST": "nack"}
 
@@ -264,6 +284,8 @@ class NackView(ApiView):
 
 
 class HeartbeatView(ApiView):
+    """Extend the lease of a job that is still being worked on."""
+
     http_method_names = ["post"]
     rate_limit_actions = {"POST": "heartbeat"}
 
@@ -287,6 +309,8 @@ class HeartbeatView(ApiView):
 
 
 class QueueStatsView(ApiView):
+    """Job counts by status for each of the caller's queues."""
+
     http_method_names = ["get"]
     rate_limit_actions = {"GET": "queue_stats"}
 
