@@ -38,12 +38,13 @@ class JobQuerySet(models.QuerySet["Job"]):
     def in_queue(self, queue_name: str) -> JobQuerySet:
         return self.filter(queue_name=queue_name)
 
-    def leasable(self, now: datetime) -> JobQuerySet:
-        """Pending jobs that are due, and processing jobs whose lease has expired."""
-        return self.filter(
-            Q(status=JobStatus.PENDING, run_at__lte=now)
-            | Q(status=JobStatus.PROCESSING, locked_until__lt=now)
-        )
+    def due(self, now: datetime) -> JobQuerySet:
+        """Pending jobs whose ``run_at`` has come."""
+        return self.filter(status=JobStatus.PENDING, run_at__lte=now)
+
+    def lease_expired(self, now: datetime) -> JobQuerySet:
+        """Processing jobs whose lease has run out: leasable again."""
+        return self.filter(status=JobStatus.PROCESSING, locked_until__lt=now)
 
     def in_lease_order(self) -> JobQuerySet:
         return self.order_by("-priority", "created_at", "id")
@@ -97,20 +98,22 @@ class Job(models.Model):
             ),
         ]
         indexes = [
-            # lease_job, pending half: WHERE owner, queue, status='pending',
-            # run_at <= now ORDER BY priority DESC, created_at LIMIT 1.
-            # Finished jobs are outside the partial index, so its size tracks
-            # the backlog, not the history.
+            # lease_job, pending probe: WHERE owner, queue, status='pending',
+            # run_at <= now ORDER BY priority DESC, created_at, id LIMIT 1
+            # FOR UPDATE SKIP LOCKED. The index is in that order, so the probe
+            # reads the first due row instead of sorting the backlog; finished
+            # jobs are outside the partial index, so it tracks the backlog, not
+            # the history.
             models.Index(
                 "owner",
                 "queue_name",
                 models.F("priority").desc(),
                 "created_at",
-                "run_at",
+                "id",
                 condition=Q(status="pending"),
                 name="jobs_lease_pending_idx",
             ),
-            # lease_job, recovery half (and the reaper): WHERE owner, queue,
+            # lease_job, recovery probe (and the reaper): WHERE owner, queue,
             # status='processing', locked_until < now.
             models.Index(
                 fields=["owner", "queue_name", "locked_until"],

@@ -118,12 +118,21 @@ def lease_job(
     candidate is tried.
     """
     now = now or timezone.now()
-    candidates = Job.objects.for_owner(owner).in_queue(queue_name).leasable(now).in_lease_order()
+    queue = Job.objects.for_owner(owner).in_queue(queue_name)
+    # Two probes, each served in order by its own partial index, instead of
+    # one OR query that PostgreSQL answers by sorting the whole backlog. The
+    # loser stays locked until this short transaction commits.
+    probes = [queue.due(now), queue.lease_expired(now)]
     with transaction.atomic():
         while True:
-            job = candidates.select_for_update(skip_locked=True).first()
-            if job is None:
+            found = [
+                job
+                for probe in probes
+                if (job := probe.in_lease_order().select_for_update(skip_locked=True).first())
+            ]
+            if not found:
                 return None
+            job = min(found, key=lambda j: (-j.priority, j.created_at, j.id))
             recovered = job.status == JobStatus.PROCESSING
             if recovered and job.lease_lost_count >= job.max_retries:
                 _bury(job, reason=DeadReason.LEASE_EXPIRED, now=now)

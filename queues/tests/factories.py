@@ -29,8 +29,8 @@ class JobFactory(factory.django.DjangoModelFactory):
     queue_name = "default"
     payload = factory.Sequence(lambda n: {"n": n})
     status = JobStatus.PENDING
-    run_at = factory.LazyFunction(timezone.now)
     created_at = factory.LazyFunction(timezone.now)
+    run_at = factory.LazyAttribute(lambda o: o.created_at)
     updated_at = factory.LazyAttribute(lambda o: o.created_at)
 
     class Params:

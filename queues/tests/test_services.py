@@ -295,3 +295,17 @@ def test_batch_jobs_are_leased_in_input_order():
     )
     leased = [lease(owner, now).job.id for _ in range(20)]
     assert leased == [job.id for job in jobs]
+
+
+def test_expired_lease_competes_with_pending_jobs_on_priority_and_age():
+    owner = UserFactory()
+    now = timezone.now()
+    old_pending = JobFactory(owner=owner, queue_name="q", created_at=now - timedelta(hours=2))
+    expired = JobFactory(
+        owner=owner, queue_name="q", expired=True, created_at=now - timedelta(hours=1)
+    )
+    urgent_expired = JobFactory(
+        owner=owner, queue_name="q", expired=True, priority=5, created_at=now
+    )
+    order = [lease(owner, now).job.id for _ in range(3)]
+    assert order == [urgent_expired.id, old_pending.id, expired.id]
