@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 
 from queues.ids import uuid7
 
@@ -48,6 +51,39 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def in_lease_order(self) -> JobQuerySet:
         return self.order_by("-priority", "created_at", "id")
+
+    def update_returning(self, returning: Sequence[str], **values: Any) -> list[dict[str, Any]]:
+        """``UPDATE ... RETURNING`` in one round trip: the new values of ``returning``.
+
+        A guarded update reports what it changed without a second query that
+        could see another actor's later write. PostgreSQL and SQLite >= 3.35
+        both support RETURNING; Django's ``update()`` only returns a count.
+        """
+        query = self.query.chain(UpdateQuery)
+        query.add_update_values(values)
+        statement, params = query.get_compiler(self.db).as_sql()
+        connection = connections[self.db]
+        columns = [
+            self.model._meta.get_field(name).get_col(self.model._meta.db_table)
+            for name in returning
+        ]
+        quoted = ", ".join(connection.ops.quote_name(col.target.column) for col in columns)
+        with connection.cursor() as cursor:
+            cursor.execute(f"{statement} RETURNING {quoted}", params)
+            rows = cursor.fetchall()
+        converters = [
+            connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            for col in columns
+        ]
+        result = []
+        for row in rows:
+            item = {}
+            for name, col, convert, value in zip(returning, columns, converters, row, strict=True):
+                for converter in convert:
+                    value = converter(value, col, connection)
+                item[name] = value
+            result.append(item)
+        return result
 
 
 class Job(models.Model):

@@ -195,6 +195,33 @@ def _leased(owner: User, job_id: uuid.UUID, lease_token: str) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class Finished:
+    """What a transition of one leased job changed (for metrics and logs)."""
+
+    job_id: uuid.UUID
+    queue_name: str
+    status: str
+    started_at: datetime | None
+    dead_reason: str | None = None
+
+
+_REPORTED = ["id", "queue_name", "status", "started_at", "dead_reason"]
+
+
+def _one(rows: list[dict[str, Any]], error: type[Exception]) -> Finished:
+    if len(rows) != 1:
+        raise error()
+    row = rows[0]
+    return Finished(
+        job_id=row["id"],
+        queue_name=row["queue_name"],
+        status=row["status"],
+        started_at=row["started_at"],
+        dead_reason=row["dead_reason"],
+    )
+
+
 def ack_job(
     *,
     owner: User,
@@ -202,10 +229,11 @@ def ack_job(
     lease_token: str,
     result: dict[str, Any] | None,
     now: datetime | None = None,
-) -> None:
+) -> Finished:
     """Complete a leased job. Raises LeaseMismatch unless the lease is current."""
     now = now or timezone.now()
-    changed = _leased(owner, job_id, lease_token).update(
+    rows = _leased(owner, job_id, lease_token).update_returning(
+        _REPORTED,
         status=JobStatus.COMPLETED,
         result=result,
         error_text=None,
@@ -215,8 +243,7 @@ def ack_job(
         locked_by=None,
         lease_token=None,
     )
-    if changed != 1:
-        raise LeaseMismatch()
+    return _one(rows, LeaseMismatch)
 
 
 def nack_job(
@@ -227,13 +254,14 @@ def nack_job(
     error: str,
     retry: bool,
     now: datetime | None = None,
-) -> None:
+) -> Finished:
     """Fail a leased job: back to pending after a backoff, or to the DLQ.
 
     It is retried when ``retry`` is true and ``retry_count < max_retries``;
     the delay is ``min(2**retry_count, 300)`` seconds. Otherwise it goes dead
     with ``max_retries_exhausted`` (no retries left) or ``retry_disabled``.
-    One UPDATE decides both branches from the row's own values.
+    One UPDATE decides both branches from the row's own values; the
+    returned status says which one it took.
     """
     now = now or timezone.now()
     retries_left = Q(retry_count__lt=F("max_retries"))
@@ -248,7 +276,8 @@ def nack_job(
         ),
         default=Value(now + timedelta(seconds=MAX_BACKOFF_SECONDS)),
     )
-    changed = _leased(owner, job_id, lease_token).update(
+    rows = _leased(owner, job_id, lease_token).update_returning(
+        _REPORTED,
         status=if_requeued(Value(JobStatus.PENDING), Value(JobStatus.DEAD)),
         retry_count=if_requeued(F("retry_count") + 1, F("retry_count")),
         run_at=if_requeued(delay, F("run_at")),
@@ -267,8 +296,7 @@ def nack_job(
         locked_by=None,
         lease_token=None,
     )
-    if changed != 1:
-        raise LeaseMismatch()
+    return _one(rows, LeaseMismatch)
 
 
 def heartbeat_job(
@@ -288,16 +316,15 @@ def heartbeat_job(
     return locked_until
 
 
-def cancel_job(*, owner: User, job_id: uuid.UUID, now: datetime | None = None) -> None:
+def cancel_job(*, owner: User, job_id: uuid.UUID, now: datetime | None = None) -> Finished:
     """Cancel a pending job (scheduled or waiting out a backoff included)."""
     now = now or timezone.now()
-    changed = (
+    rows = (
         Job.objects.for_owner(owner)
         .filter(pk=job_id, status=JobStatus.PENDING)
-        .update(status=JobStatus.CANCELLED, updated_at=now, finished_at=now)
+        .update_returning(_REPORTED, status=JobStatus.CANCELLED, updated_at=now, finished_at=now)
     )
-    if changed != 1:
-        raise JobNotCancellable()
+    return _one(rows, JobNotCancellable)
 
 
 def get_job(*, owner: User, job_id: uuid.UUID) -> Job:

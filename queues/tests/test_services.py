@@ -309,3 +309,25 @@ def test_expired_lease_competes_with_pending_jobs_on_priority_and_age():
     )
     order = [lease(owner, now).job.id for _ in range(3)]
     assert order == [urgent_expired.id, old_pending.id, expired.id]
+
+
+def test_transitions_report_what_they_changed():
+    owner = UserFactory()
+    now = timezone.now()
+    enqueue(owner, queue="reports", now=now, max_retries=1)
+    leased = lease(owner, now, queue="reports")
+    requeued = services.nack_job(
+        owner=owner, job_id=leased.job.id, lease_token=str(leased.lease_token),
+        error="e", retry=True, now=now,
+    )  # fmt: skip
+    assert (requeued.status, requeued.queue_name, requeued.dead_reason) == (
+        "pending", "reports", None,
+    )  # fmt: skip
+    assert requeued.started_at == now  # an aware datetime on both databases
+    leased = lease(owner, now + timedelta(seconds=1), queue="reports")
+    dead = services.nack_job(
+        owner=owner, job_id=leased.job.id, lease_token=str(leased.lease_token),
+        error="e", retry=True, now=now,
+    )  # fmt: skip
+    assert (dead.status, dead.dead_reason) == ("dead", "max_retries_exhausted")
+    assert dead.job_id == leased.job.id
