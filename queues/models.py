@@ -26,6 +26,10 @@ class DeadReason(models.TextChoices):
     MAX_RETRIES_EXHAUSTED = "max_retries_exhausted"
     RETRY_DISABLED = "retry_disabled"
     LEASE_EXPIRED = "lease_expired"
+    OPERATOR = "operator"
+
+
+FINISHED_STATUSES = [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DEAD]
 
 
 QUEUE_NAME_MAX_LENGTH = 255
@@ -165,6 +169,13 @@ class Job(models.Model):
             models.Index(
                 fields=["owner", "queue_name", "status", "created_at"],
                 name="jobs_owner_queue_status_idx",
+            ),
+            # purge_finished_jobs (retention): WHERE status = ? AND
+            # finished_at < cutoff ORDER BY finished_at LIMIT batch.
+            models.Index(
+                fields=["status", "finished_at"],
+                condition=Q(status__in=["completed", "failed", "cancelled", "dead"]),
+                name="jobs_retention_idx",
             ),
         ]
 

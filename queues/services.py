@@ -10,10 +10,13 @@
                  |   |  nack, retries |  |  | nack, no retries left or retry=false
                  |   +----------------+  |  +--------------------------------> dead (the DLQ)
                  |    (after backoff)    |                                       ^
-                 |                       | lease expired and re-leased           |
-                 |                       +-- (lease_lost_count + 1) -------------+
-                 |                           once it has expired more than max_retries times
-                 +-- requeue (operators) -- dead / failed / cancelled / completed
+                 |                       | lease expired: re-leased by lease_job |
+                 |                       | or returned to pending by the reaper, |
+                 |                       | lease_lost_count + 1; once it has     |
+                 |                       | expired more than max_retries times --+
+                 |                                                               |
+                 +-- requeue_jobs (operators): dead / failed / cancelled / completed
+                     bury_jobs (operators): pending / processing / failed ------+
 
 Rules every function here follows:
 
@@ -31,16 +34,18 @@ Rules every function here follows:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from queues.models import DeadReason, Job, JobStatus
+from queues.models import FINISHED_STATUSES, DeadReason, Job, JobStatus
 
 MAX_BACKOFF_SECONDS = 300
 
@@ -332,3 +337,229 @@ def get_job(*, owner: User, job_id: uuid.UUID) -> Job:
         return Job.objects.for_owner(owner).get(pk=job_id)
     except Job.DoesNotExist:
         raise JobNotFound() from None
+
+
+# --- Operators (admin, console) ---------------------------------------------------
+#
+# These act on a queryset the caller has already scoped (to one tenant in the
+# console, to anything in the staff-only admin), a bounded batch at a time:
+# one long write transaction would block every producer on SQLite and hold
+# many row locks on PostgreSQL. Each batch re-applies the status guard, so a
+# row that changed meanwhile is skipped, never overwritten.
+
+REQUEUEABLE = [JobStatus.DEAD, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.COMPLETED]
+BURIABLE = [JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.FAILED]
+DEFAULT_BATCH_SIZE = 500
+
+
+def _in_batches(
+    jobs: QuerySet[Job],
+    apply: Callable[[QuerySet[Job]], int],
+    *,
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Run ``apply`` over ``jobs`` in primary-key order, one short transaction per batch."""
+    done = 0
+    last_pk = None
+    while True:
+        page = jobs.order_by("pk")
+        if last_pk is not None:
+            page = page.filter(pk__gt=last_pk)
+        pks = list(page.values_list("pk", flat=True)[:batch_size])
+        if not pks:
+            return done
+        with transaction.atomic():
+            done += apply(Job.objects.filter(pk__in=pks))
+        last_pk = pks[-1]
+        if progress is not None:
+            progress(done)
+
+
+def requeue_jobs(
+    jobs: QuerySet[Job],
+    *,
+    reset_retries: bool = False,
+    now: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Send dead, failed, cancelled or completed jobs back to pending, due now.
+
+    Returns how many changed; jobs in other states are skipped. The lease-loss
+    count is reset, or a requeued poison job would go straight back to the
+    DLQ; ``reset_retries`` also gives it its full retry budget again.
+    """
+    now = now or timezone.now()
+    values: dict[str, Any] = {
+        "status": JobStatus.PENDING,
+        "run_at": now,
+        "updated_at": now,
+        "finished_at": None,
+        "dead_at": None,
+        "dead_reason": None,
+        "locked_until": None,
+        "locked_by": None,
+        "lease_token": None,
+        "lease_lost_count": 0,
+    }
+    if reset_retries:
+        values["retry_count"] = 0
+    return _in_batches(
+        jobs.filter(status__in=REQUEUEABLE),
+        lambda page: page.filter(status__in=REQUEUEABLE).update(**values),
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def cancel_jobs(
+    jobs: QuerySet[Job],
+    *,
+    now: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Cancel the pending jobs among ``jobs``; returns how many changed."""
+    now = now or timezone.now()
+    return _in_batches(
+        jobs.filter(status=JobStatus.PENDING),
+        lambda page: page.filter(status=JobStatus.PENDING).update(
+            status=JobStatus.CANCELLED, updated_at=now, finished_at=now
+        ),
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def bury_jobs(
+    jobs: QuerySet[Job],
+    *,
+    now: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Move pending, processing or failed jobs to the DLQ (``dead_reason = "operator"``).
+
+    A processing job loses its lease: its worker's ack or nack then gets 409.
+    """
+    now = now or timezone.now()
+    return _in_batches(
+        jobs.filter(status__in=BURIABLE),
+        lambda page: page.filter(status__in=BURIABLE).update(
+            status=JobStatus.DEAD,
+            dead_reason=DeadReason.OPERATOR,
+            dead_at=now,
+            finished_at=now,
+            updated_at=now,
+            locked_until=None,
+            locked_by=None,
+            lease_token=None,
+        ),
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def delete_jobs(
+    jobs: QuerySet[Job],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Delete ``jobs`` for good; returns how many were deleted."""
+    return _in_batches(
+        jobs,
+        lambda page: page.delete()[0],
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+# --- Maintenance (manage.py run_maintenance) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reaped:
+    requeued: int
+    buried: int
+
+
+def reap_expired_leases(
+    *,
+    now: datetime | None = None,
+    grace: timedelta = timedelta(0),
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Reaped:
+    """Return jobs whose lease expired (more than ``grace`` ago) to pending.
+
+    Leasing already recovers expired jobs lazily; reaping makes them visible
+    as pending again and moves poison jobs (leases lost more than
+    ``max_retries`` times) to the DLQ even when nobody leases that queue.
+    Rows are locked with SKIP LOCKED, so two reapers, or a reaper and a
+    leaser, never process the same job.
+    """
+    now = now or timezone.now()
+    requeued = buried = 0
+    expired = Job.objects.lease_expired(now - grace).order_by("locked_until", "pk")
+    while True:
+        with transaction.atomic():
+            batch = list(
+                expired.select_for_update(skip_locked=True).values_list(
+                    "pk", "lease_lost_count", "max_retries"
+                )[:batch_size]
+            )
+            if not batch:
+                return Reaped(requeued=requeued, buried=buried)
+            poison = [pk for pk, lost, limit in batch if lost >= limit]
+            healthy = [pk for pk, lost, limit in batch if lost < limit]
+            cleared = {"locked_until": None, "locked_by": None, "lease_token": None}
+            lost = F("lease_lost_count") + 1
+            if healthy:
+                requeued += Job.objects.filter(pk__in=healthy, status=JobStatus.PROCESSING).update(
+                    status=JobStatus.PENDING, lease_lost_count=lost, updated_at=now, **cleared
+                )
+            if poison:
+                buried += Job.objects.filter(pk__in=poison, status=JobStatus.PROCESSING).update(
+                    status=JobStatus.DEAD,
+                    dead_reason=DeadReason.LEASE_EXPIRED,
+                    error_text=Coalesce(F("error_text"), Value("lease_expired")),
+                    dead_at=now,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_lost_count=lost,
+                    **cleared,
+                )
+        if len(batch) < batch_size:
+            return Reaped(requeued=requeued, buried=buried)
+
+
+def purge_finished_jobs(
+    *,
+    status: str,
+    older_than: timedelta,
+    now: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Delete jobs in ``status`` that finished more than ``older_than`` ago.
+
+    Oldest first, a bounded batch per transaction, with SKIP LOCKED so two
+    runs at once split the work instead of waiting on each other.
+    """
+    if status not in FINISHED_STATUSES:
+        raise ValueError(f"only finished jobs can be purged, not {status!r}")
+    cutoff = (now or timezone.now()) - older_than
+    old = Job.objects.filter(status=status, finished_at__lt=cutoff).order_by("finished_at", "pk")
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            pks = list(
+                old.select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch_size]
+            )
+            if pks:
+                deleted += Job.objects.filter(pk__in=pks, status=status).delete()[0]
+        if progress is not None and pks:
+            progress(deleted)
+        if len(pks) < batch_size:
+            return deleted
