@@ -1,25 +1,62 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import ApiToken, User
-from accounts.services import revoke_token
+from accounts.services import deactivate_users, revoke_token
+
+
+class UserCreationForm(auth_forms.AdminUserCreationForm):
+    """Django's admin creation form, for our email-as-login user."""
+
+    class Meta:
+        model = User
+        fields = ["email"]
+
+
+class UserChangeForm(auth_forms.UserChangeForm):
+    class Meta:
+        model = User
+        fields = ["email", "password", "is_active", "is_staff", "is_superuser"]
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
     ordering = ["email"]
     list_display = ["email", "is_active", "is_staff", "date_joined", "last_login"]
     list_filter = ["is_active", "is_staff"]
     search_fields = ["email"]
     readonly_fields = ["date_joined", "last_login"]
+    filter_horizontal: list[str] = []
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser"]}),
         ("Dates", {"fields": ["date_joined", "last_login"]}),
     ]
-    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+    add_fieldsets = [
+        (
+            None,
+            {
+                "classes": ["wide"],
+                "fields": ["email", "usable_password", "password1", "password2"],
+            },
+        )
+    ]
+    actions = ["deactivate_selected"]
+
+    @admin.action(description="Deactivate selected users (their tokens stop working)")
+    def deactivate_selected(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        deactivated = deactivate_users(queryset)
+        skipped = queryset.count() - deactivated
+        self.message_user(
+            request,
+            f"{deactivated} deactivated, {skipped} skipped (already inactive).",
+            messages.SUCCESS if deactivated else messages.WARNING,
+        )
 
 
 @admin.register(ApiToken)
@@ -28,7 +65,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     list_display = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["revoked_at"]
+    list_select_related = ["owner"]
     search_fields = ["name", "prefix", "owner__email"]
+    # token_hash is deliberately absent from every list here.
     fields = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = fields
 
@@ -37,7 +76,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Revoke selected API tokens")
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        # View-only detail page; revoking is the action below.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.action(description="Revoke selected API tokens", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         revoked = sum(revoke_token(token=token) for token in queryset.filter(revoked_at=None))
         skipped = queryset.count() - revoked

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiToken, User
@@ -45,6 +46,11 @@ def revoke_token(*, token: ApiToken, now: datetime | None = None) -> bool:
     )
     token.refresh_from_db(fields=["revoked_at"])
     return changed == 1
+
+
+def deactivate_users(users: QuerySet[User]) -> int:
+    """Deactivate ``users``; returns how many changed. Their tokens and logins stop working."""
+    return users.filter(is_active=True).update(is_active=False)
 
 
 @dataclass(frozen=True)

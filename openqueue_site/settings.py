@@ -196,7 +196,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The console's login (Django's auth views); the admin keeps its own at /admin/login/.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- I18N / time ----------------------------------------------------------------
 
@@ -204,6 +207,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# ISO-style dates with seconds and the zone ("2026-11-28 01:48:03 UTC") in the
+# admin, instead of the en locale's "Nov. 28, 2026, 1:48 a.m.".
+FORMAT_MODULE_PATH = ["openqueue_site.formats"]
 
 # --- Static files -----------------------------------------------------------------
 

@@ -1,11 +1,14 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.generic import RedirectView
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from accounts import console as token_console
 from accounts.views import ProvisionView
-from queues import views
+from queues import console, views
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
@@ -30,6 +33,27 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi", **public), name="docs"),
     # Operators.
     path("admin/", admin.site.urls),
+    # The console for every user (server-rendered; Django's session login).
+    path("", RedirectView.as_view(url="/console/"), name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("console/", console.queue_list, name="console-queues"),
+    path("console/jobs/", console.job_list, name="console-jobs"),
+    path("console/jobs/<uuid:job_id>/", console.job_detail, name="console-job"),
+    path("console/jobs/<uuid:job_id>/requeue/", console.job_requeue, name="console-job-requeue"),
+    path("console/jobs/<uuid:job_id>/cancel/", console.job_cancel, name="console-job-cancel"),
+    path("console/dlq/", console.dlq_list, name="console-dlq"),
+    path("console/dlq/action/", console.dlq_action, name="console-dlq-action"),
+    path("console/tokens/", token_console.token_list, name="console-tokens"),
+    path(
+        "console/tokens/<int:token_id>/revoke/",
+        token_console.token_revoke,
+        name="console-token-revoke",
+    ),
 ]
 
 handler400 = "openqueue_site.api.bad_request"

@@ -1,20 +1,361 @@
-from django.contrib import admin
+"""The operators' dashboard: jobs, the dead-letter queue and bulk actions.
 
-from queues.models import Job
+Read-mostly: no field that holds state is editable. Every state change is an
+admin action that calls the same queues/services.py function as the API,
+shows a confirmation page first, and reports how many rows changed and how
+many were skipped. Actions accept Django's "Select all N" (the whole filtered
+queryset); the services walk it in bounded primary-key batches, so nothing
+here loads more than a page of rows.
+
+The lists stay fast on a million jobs: no full count (``show_full_result_count``,
+facets off, an estimated count on PostgreSQL), the default order is the
+primary key (time-ordered UUIDv7, so newest first without a sort), and every
+filter has an index behind it (queues/models.py).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+
+from queues import services
+from queues.models import DeadJob, Job, JobStatus
+
+# Below this many rows an exact COUNT(*) is cheap; above it the paginator estimates.
+EXACT_COUNT_LIMIT = 10_000
+
+
+class EstimatedCountPaginator(Paginator):
+    """Exact counts for small results, PostgreSQL's estimate for big ones.
+
+    The admin counts the (filtered) list on every page view; ``COUNT(*)`` over
+    a million rows reads them all. Unfiltered, PostgreSQL already keeps the
+    table's row count in ``pg_class.reltuples`` (refreshed by ANALYZE and
+    autovacuum). Filtered, a count capped at EXACT_COUNT_LIMIT + 1 rows stays
+    cheap, and only a result bigger than that is replaced by the planner's
+    estimate. Page numbers near the end may therefore be approximate.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if not isinstance(queryset, QuerySet):
+            return super().count
+        connection = connections[queryset.db]
+        if connection.vendor != "postgresql":
+            return super().count
+        if not queryset.query.where:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [queryset.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            if row and row[0] > EXACT_COUNT_LIMIT:
+                return int(row[0])
+            return super().count
+        capped = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+        if capped <= EXACT_COUNT_LIMIT:
+            return capped
+        plan = json.loads(queryset.order_by().explain(format="json"))
+        return max(int(plan[0]["Plan"]["Plan Rows"]), capped)
+
+
+def queue_names(using: str, limit: int = 200) -> list[str]:
+    """The distinct queue names, for the queue filter, without reading every job.
+
+    On PostgreSQL a recursive "loose index scan" jumps from one name to the
+    next through jobs_queue_id_idx: one index probe per queue instead of a
+    DISTINCT over the whole table.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return list(
+            Job.objects.using(using)
+            .order_by("queue_name")
+            .values_list("queue_name", flat=True)
+            .distinct()[:limit]
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH RECURSIVE names(name) AS (
+                (SELECT queue_name FROM jobs ORDER BY queue_name LIMIT 1)
+                UNION ALL
+                SELECT (SELECT queue_name FROM jobs WHERE queue_name > names.name
+                        ORDER BY queue_name LIMIT 1)
+                FROM names WHERE names.name IS NOT NULL
+            )
+            SELECT name FROM names WHERE name IS NOT NULL LIMIT %s
+            """,
+            [limit],
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+class QueueFilter(admin.SimpleListFilter):
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in queue_names(model_admin.model.objects.db)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        if self.value():
+            return queryset.filter(queue_name=self.value())
+        return queryset
+
+
+STATUS_COLOURS = {
+    JobStatus.PENDING: "#1d4ed8",
+    JobStatus.PROCESSING: "#7c3aed",
+    JobStatus.COMPLETED: "#15803d",
+    JobStatus.FAILED: "#b45309",
+    JobStatus.CANCELLED: "#4b5563",
+    JobStatus.DEAD: "#b91c1c",
+}
+
+
+def pretty_json(value: Any) -> str:
+    if value is None:
+        return "—"
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return format_html('<pre class="oq-json">{}</pre>', text)
+
+
+class BaseJobAdmin(admin.ModelAdmin):
+    """What the job list and the DLQ share: read-only detail page, speed settings."""
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+    list_per_page = 50
+    list_select_related = ["owner"]
+    # The primary key is a UUIDv7, so its order is creation order and needs no sort.
+    ordering = ["-pk"]
+    sortable_by = ["job_id"]
+    list_display_links = ["job_id"]
+    search_fields = ["=queue_name", "=owner__email", "error_text"]
+    search_help_text = "A job id, an exact queue name or owner email, or words of the error text."
+    fieldsets = [
+        (None, {"fields": ["id", "status_badge", "queue_name", "owner", "priority", "retries"]}),
+        ("Payload and result", {"fields": ["payload_pretty", "result_pretty", "error_pretty"]}),
+        ("Lease", {"fields": ["locked_by", "locked_until", "lease_token", "lease_lost_count"]}),
+        ("Dead letter", {"fields": ["dead_reason", "dead_at"]}),
+        (
+            "Timestamps (UTC)",
+            {"fields": ["run_at", "created_at", "updated_at", "started_at", "finished_at"]},
+        ),
+    ]
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+
+    class Media:
+        css = {"all": ["openqueue/admin.css"]}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        # The detail page is view-only; the list keeps "change" for the actions.
+        return obj is None and super().has_change_permission(request)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        # Django's delete_selected loads every selected row; ours deletes in batches.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        try:
+            job_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(pk=job_id), False  # one primary-key probe
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, job: Job) -> str:
+        return format_html(
+            '<span class="oq-badge" style="background:{}">{}</span>',
+            STATUS_COLOURS.get(job.status, "#4b5563"),
+            job.status,
+        )
+
+    @admin.display(description="job id", ordering="pk")
+    def job_id(self, job: Job) -> str:
+        return format_html('<code class="oq-id">{}</code>', job.pk)
+
+    @admin.display(description="retries")
+    def retries(self, job: Job) -> str:
+        return f"{job.retry_count}/{job.max_retries}"
+
+    @admin.display(description="payload")
+    def payload_pretty(self, job: Job) -> str:
+        return pretty_json(job.payload)
+
+    @admin.display(description="result")
+    def result_pretty(self, job: Job) -> str:
+        return pretty_json(job.result)
+
+    @admin.display(description="error text")
+    def error_pretty(self, job: Job) -> str:
+        if not job.error_text:
+            return "—"
+        return format_html('<pre class="oq-json oq-error">{}</pre>', job.error_text)
+
+    @admin.display(description="error")
+    def error_excerpt(self, job: Job) -> str:
+        text = job.error_text or ""
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    # --- Actions ------------------------------------------------------------------
+
+    def _confirm_then_run(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Job],
+        *,
+        verb: str,
+        done: str,
+        eligible: QuerySet[Job],
+        run: Callable[[QuerySet[Job]], int],
+        warning: str = "",
+        options: list[tuple[str, str]] | None = None,
+    ) -> HttpResponse | None:
+        """Show a confirmation page; on "yes", run the service and report the counts.
+
+        ``queryset`` is the selection (the whole filtered list with "Select
+        all"); only counts and a short sample of it are read here.
+        """
+        if request.POST.get("confirm") != "yes":
+            selected_count = queryset.count()
+            eligible_count = eligible.count()
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{verb.capitalize()} jobs?",
+                "opts": self.model._meta,
+                "media": self.media,
+                "verb": verb,
+                "done": done,
+                "action": request.POST.get("action", ""),
+                "select_across": request.POST.get("select_across", "0"),
+                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "selected_count": selected_count,
+                "eligible_count": eligible_count,
+                "skip_count": selected_count - eligible_count,
+                "sample": list(eligible.select_related("owner").order_by("-pk")[:10]),
+                "warning": warning,
+                "options": options or [],
+                "back_url": request.get_full_path(),
+            }
+            return TemplateResponse(request, "admin/queues/action_confirmation.html", context)
+        selected = queryset.count()
+        changed = run(queryset)
+        self.message_user(
+            request,
+            f"{changed} {done}, {selected - changed} skipped.",
+            messages.SUCCESS if changed else messages.WARNING,
+        )
+        return None
+
+    @admin.action(
+        description="Requeue (dead, failed, cancelled, completed → pending now)",
+        permissions=["change"],
+    )
+    def requeue(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
+        reset = request.POST.get("reset_retries") == "on"
+        return self._confirm_then_run(
+            request,
+            queryset,
+            verb="requeue",
+            done="requeued",
+            eligible=queryset.filter(status__in=services.REQUEUEABLE),
+            run=lambda jobs: services.requeue_jobs(jobs, reset_retries=reset),
+            options=[("reset_retries", "Also reset the retry count to 0")],
+        )
+
+    @admin.action(description="Cancel pending jobs", permissions=["change"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
+        return self._confirm_then_run(
+            request,
+            queryset,
+            verb="cancel",
+            done="cancelled",
+            eligible=queryset.filter(status=JobStatus.PENDING),
+            run=services.cancel_jobs,
+        )
+
+    @admin.action(description="Send to the dead-letter queue", permissions=["change"])
+    def bury(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
+        return self._confirm_then_run(
+            request,
+            queryset,
+            verb="bury",
+            done="sent to the DLQ",
+            eligible=queryset.filter(status__in=services.BURIABLE),
+            run=services.bury_jobs,
+            warning="Processing jobs lose their lease: their worker's ack or nack will get 409.",
+        )
+
+    @admin.action(description="Delete for good", permissions=["delete"])
+    def delete(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
+        return self._confirm_then_run(
+            request,
+            queryset,
+            verb="delete",
+            done="deleted",
+            eligible=queryset,
+            run=services.delete_jobs,
+            warning="Deleted jobs cannot be recovered.",
+        )
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
-    """Read-only for now: state changes go through queues/services.py."""
+class JobAdmin(BaseJobAdmin):
+    list_display = [
+        "job_id",
+        "status_badge",
+        "queue_name",
+        "owner",
+        "priority",
+        "retries",
+        "run_at",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", QueueFilter, "owner", "created_at"]
+    actions = ["requeue", "cancel", "bury", "delete"]
 
-    list_display = ["id", "queue_name", "status", "owner", "priority", "retry_count", "created_at"]
-    list_filter = ["status"]
-    search_fields = ["queue_name", "owner__email"]
-    show_full_result_count = False
-    list_select_related = ["owner"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+@admin.register(DeadJob)
+class DeadJobAdmin(BaseJobAdmin):
+    """The dead-letter queue: only dead jobs, requeue first."""
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    list_display = [
+        "job_id",
+        "queue_name",
+        "owner",
+        "dead_reason",
+        "error_excerpt",
+        "retries",
+        "dead_at",
+    ]
+    list_filter = [QueueFilter, "owner", "dead_reason", "dead_at"]
+    actions = ["requeue", "delete"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        return super().get_queryset(request).filter(status=JobStatus.DEAD)

@@ -56,6 +56,26 @@ class JobQuerySet(models.QuerySet["Job"]):
     def in_lease_order(self) -> JobQuerySet:
         return self.order_by("-priority", "created_at", "id")
 
+    def stats_by_queue(self) -> models.QuerySet:
+        """One row per queue: a count per status, the total and the oldest pending job's age.
+
+        ``GET /dashboard/queues`` and the console's queues overview both read this.
+        """
+        counts = {
+            status: models.Count("pk", filter=Q(status=status)) for status in JobStatus.values
+        }
+        return (
+            self.values("queue_name")
+            .annotate(
+                **counts,
+                total=models.Count("pk"),
+                oldest_pending_created_at=models.Min(
+                    "created_at", filter=Q(status=JobStatus.PENDING)
+                ),
+            )
+            .order_by("queue_name")
+        )
+
     def update_returning(self, returning: Sequence[str], **values: Any) -> list[dict[str, Any]]:
         """``UPDATE ... RETURNING`` in one round trip: the new values of ``returning``.
 
@@ -170,6 +190,17 @@ class Job(models.Model):
                 fields=["owner", "queue_name", "status", "created_at"],
                 name="jobs_owner_queue_status_idx",
             ),
+            # The admin's job list filtered by status, and its dead-letter queue:
+            # WHERE status = ? [AND dead_reason = ?] ORDER BY id DESC LIMIT 50,
+            # and their counts (queues/admin.py).
+            models.Index(fields=["status", "id"], name="jobs_status_id_idx"),
+            # The admin's queue filter: WHERE queue_name = ? ORDER BY id DESC
+            # LIMIT 50, and the loose index scan that lists the queue names.
+            models.Index(fields=["queue_name", "id"], name="jobs_queue_id_idx"),
+            # The admin's date filter: WHERE created_at >= ? ORDER BY id DESC,
+            # counted up to 10,001 rows (queues/admin.py); a sequential scan
+            # without it (0.2 s at a million jobs).
+            models.Index(fields=["created_at"], name="jobs_created_idx"),
             # purge_finished_jobs (retention): WHERE status = ? AND
             # finished_at < cutoff ORDER BY finished_at LIMIT batch.
             models.Index(
@@ -181,6 +212,15 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_name}/{self.id} ({self.status})"
+
+
+class DeadJob(Job):
+    """The dead-letter queue as its own admin entry (queues/admin.py lists only dead jobs)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead job"
+        verbose_name_plural = "Dead-letter queue"
 
 
 class RateLimitBucket(models.Model):

@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Min, Q
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -316,17 +315,7 @@ class QueueStatsView(ApiView):
 
     @extend_schema(operation_id="queue_stats", responses={200: QueueStatsListOut, **LIMITED})
     def get(self, request: Request) -> Response:
-        counts = {status: Count("pk", filter=Q(status=status)) for status in JobStatus.values}
-        rows = (
-            Job.objects.for_owner(request.user)
-            .values("queue_name")
-            .annotate(
-                **counts,
-                total=Count("pk"),
-                oldest_pending_created_at=Min("created_at", filter=Q(status=JobStatus.PENDING)),
-            )
-            .order_by("queue_name")
-        )
+        rows = Job.objects.for_owner(request.user).stats_by_queue()
         return Response(
             [
                 {

@@ -36,6 +36,17 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -r requirements-dev.txt
 
+# Browser tests (queues/tests/test_browser.py) drive Debian's Chromium:
+# Playwright cannot download its own browser here.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        step "installing chromium with apt-get for the browser tests"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >&2 ||
+            die "could not install chromium with apt-get"
+    fi
+    [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing: install Debian's chromium package"
+fi
+
 # b. lint
 step "lint: ruff check"
 .venv/bin/ruff check .

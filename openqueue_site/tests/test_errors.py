@@ -497,7 +497,7 @@ def test_nack_coerces_lax_booleans(tenant, retry, status):
     ("method", "path"),
     [
         ("get", "/nope"),
-        ("get", "/"),
+        ("get", "/consoles"),
         ("post", "/jobs/x/y/z"),
         ("get", "/jobs/00000000-0000-4000-8000-000000000001/unknown"),
         ("post", "/queues//lease"),

@@ -1,0 +1,58 @@
+"""API tokens in the console: list, create (the secret is shown once), revoke.
+
+Only the signed-in user's own tokens are ever looked up, so another user's
+token is a 404. Issuing and revoking go through accounts/services.py.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from accounts.models import ApiToken
+from accounts.services import issue_token, revoke_token
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=ApiToken._meta.get_field("name").max_length,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. billing-worker", "autocomplete": "off"}),
+    )
+
+
+@login_required
+@never_cache  # the page that shows a new secret must not be kept by any cache
+@require_http_methods(["GET", "POST"])
+def token_list(request: HttpRequest) -> HttpResponse:
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        issued = issue_token(owner=request.user, name=form.cleaned_data["name"])
+        base_url = request.build_absolute_uri("/").rstrip("/")
+        return render(
+            request,
+            "accounts/token_created.html",
+            {"token": issued.token, "secret": issued.raw, "base_url": base_url},
+        )
+    tokens = ApiToken.objects.filter(owner=request.user).order_by("revoked_at", "-created_at")
+    return render(request, "accounts/token_list.html", {"form": form, "tokens": tokens})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    """GET asks for confirmation; POST revokes."""
+    token = get_object_or_404(ApiToken, pk=token_id, owner=request.user)
+    if request.method == "GET":
+        return render(request, "accounts/token_revoke.html", {"token": token})
+    if revoke_token(token=token):
+        messages.success(request, f"Token “{token.name}” revoked. It no longer works.")
+    else:
+        messages.warning(request, f"Token “{token.name}” was already revoked.")
+    return HttpResponseRedirect(reverse("console-tokens"))

@@ -1,0 +1,256 @@
+"""How long the admin's job and DLQ list pages take with a million jobs in PostgreSQL.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/oq_bench_admin \\
+        .venv/bin/python bench/admin_list.py [--jobs 1000000] [--runs 5] [--drop]
+
+Creates the database named in DATABASE_URL (it must not be the one you work
+in: the script refuses an existing database that has users in it unless it
+was filled by this script), migrates it, bulk-inserts the jobs for a few
+tenants with ``INSERT ... SELECT generate_series`` (time-ordered ids, a
+realistic status mix), runs VACUUM ANALYZE, then requests each page with
+Django's test client logged in as a superuser: one warm-up, then ``--runs``
+timed requests, and prints the median as a Markdown table. ``--drop`` drops
+the database at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MARKER_EMAIL = "bench-admin@example.com"
+# Share of the jobs per tenant: two big ones, a mid-sized one and a tiny one
+# (the tiny one shows what filtering by a small owner costs).
+TENANTS = [("big@example.com", 0.55), ("large@example.com", 0.35), ("mid@example.com", 0.0999)]
+TINY_TENANT = "tiny@example.com"  # gets the remaining 0.01 %
+QUEUES = 12
+
+FILL_SQL = """
+INSERT INTO jobs (
+    id, user_id, queue_name, payload, status, priority, retry_count, max_retries, run_at,
+    created_at, updated_at, started_at, finished_at, result, error_text, dead_at, dead_reason,
+    lease_lost_count, locked_until, locked_by
+)
+SELECT
+    -- UUIDv7-shaped: 48-bit millisecond time, version 7, variant 8, a counter.
+    (lpad(to_hex((extract(epoch FROM t.created) * 1000)::bigint), 12, '0') || '7000' || '8'
+        || lpad(to_hex(t.g), 15, '0'))::uuid,
+    t.owner,
+    'queue-' || (t.g %% %(queues)s),
+    jsonb_build_object('n', t.g, 'to', 'user' || t.g || '@example.com'),
+    t.status,
+    (t.g %% 3),
+    CASE WHEN t.status IN ('dead', 'failed') THEN 3 ELSE 0 END,
+    3,
+    t.created,
+    t.created,
+    t.created,
+    CASE WHEN t.status <> 'pending' THEN t.created END,
+    CASE WHEN t.status IN ('completed', 'failed', 'cancelled', 'dead') THEN t.created END,
+    CASE WHEN t.status = 'completed' THEN '{"ok": true}'::jsonb END,
+    CASE WHEN t.status IN ('dead', 'failed') THEN 'worker error #' || (t.g %% 97) END,
+    CASE WHEN t.status = 'dead' THEN t.created END,
+    CASE WHEN t.status = 'dead' THEN
+        (ARRAY['max_retries_exhausted', 'retry_disabled', 'lease_expired', 'operator'])
+            [1 + t.g %% 4]
+    END,
+    0,
+    CASE WHEN t.status = 'processing' THEN t.created + interval '30 seconds' END,
+    CASE WHEN t.status = 'processing' THEN 'worker-' || (t.g %% 8) END
+FROM (
+    SELECT
+        g,
+        now() - (%(total)s - g) * interval '500 milliseconds' AS created,
+        CASE
+            WHEN g %% 10000 = 0 THEN %(tiny)s
+            WHEN (g %% 10000) < 5500 THEN %(t0)s
+            WHEN (g %% 10000) < 9000 THEN %(t1)s
+            ELSE %(t2)s
+        END AS owner,
+        CASE
+            WHEN g %% 100 < 80 THEN 'completed'
+            WHEN g %% 100 < 90 THEN 'pending'
+            WHEN g %% 100 < 93 THEN 'dead'
+            WHEN g %% 100 < 95 THEN 'failed'
+            WHEN g %% 100 < 99 THEN 'cancelled'
+            ELSE 'processing'
+        END AS status
+    FROM generate_series(%(start)s, %(stop)s) AS g
+) AS t
+"""
+
+
+def create_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name or name in {"postgres", "template0", "template1"}:
+        raise SystemExit("DATABASE_URL must name a database of its own for the benchmark")
+    server = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(server, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+            print(f"created database {name}", file=sys.stderr)
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    server = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(f"dropped database {name}", file=sys.stderr)
+
+
+def fill(total: int) -> dict[str, int]:
+    from django.db import connection
+
+    from accounts.models import User
+    from queues.models import Job
+
+    others = User.objects.exclude(email=MARKER_EMAIL).exclude(
+        email__in=[email for email, _ in TENANTS] + [TINY_TENANT]
+    )
+    if others.exists():
+        raise SystemExit("this database has other users: point DATABASE_URL at a bench database")
+    User.objects.filter(email=MARKER_EMAIL).exists() or User.objects.create_superuser(
+        MARKER_EMAIL, "bench-password"
+    )
+    owners = {
+        email: User.objects.get_or_create(email=email)[0].pk
+        for email in [*(e for e, _ in TENANTS), TINY_TENANT]
+    }
+    have = Job.objects.count()
+    if have >= total:
+        print(f"{have} jobs already there", file=sys.stderr)
+        return owners
+    chunk = 200_000
+    started = time.perf_counter()
+    params = {
+        "queues": QUEUES,
+        "total": total,
+        "tiny": owners[TINY_TENANT],
+        "t0": owners[TENANTS[0][0]],
+        "t1": owners[TENANTS[1][0]],
+        "t2": owners[TENANTS[2][0]],
+    }
+    for start in range(have + 1, total + 1, chunk):
+        stop = min(start + chunk - 1, total)
+        with connection.cursor() as cursor:
+            cursor.execute(FILL_SQL, {**params, "start": start, "stop": stop})
+        print(f"  inserted up to {stop}", file=sys.stderr)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE jobs")
+    print(f"filled {total} jobs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return owners
+
+
+def measure(runs: int, owners: dict[str, int]) -> list[tuple[str, float, int]]:
+    from django.test import Client
+
+    from accounts.models import User
+    from queues.models import Job
+
+    client = Client()
+    client.force_login(User.objects.get(email=MARKER_EMAIL))
+    middle = Job.objects.count() // 2
+    some_job = Job.objects.order_by("pk").values_list("pk", flat=True)[middle : middle + 1].get()
+    pages = [
+        ("Job list, unfiltered", "/admin/queues/job/"),
+        ("Job list, page 200", "/admin/queues/job/?p=200"),
+        ("Job list, status = pending", "/admin/queues/job/?status__exact=pending"),
+        ("Job list, queue = queue-3", "/admin/queues/job/?queue=queue-3"),
+        (
+            "Job list, owner = big tenant",
+            f"/admin/queues/job/?owner__id__exact={owners['big@example.com']}",
+        ),
+        (
+            "Job list, owner = tiny tenant (0.01 %)",
+            f"/admin/queues/job/?owner__id__exact={owners[TINY_TENANT]}",
+        ),
+        ("Job list, created today", "/admin/queues/job/?created_at__gte=today"),
+        ("Job list, search by job id", f"/admin/queues/job/?q={some_job}"),
+        ("Job list, search error text", "/admin/queues/job/?q=error+%2342"),
+        ("DLQ list, unfiltered", "/admin/queues/deadjob/"),
+        ("DLQ list, queue = queue-3", "/admin/queues/deadjob/?queue=queue-3"),
+        ("DLQ list, dead_reason = operator", "/admin/queues/deadjob/?dead_reason__exact=operator"),
+        ("Job detail page", f"/admin/queues/job/{some_job}/change/"),
+    ]
+    results = []
+    for label, url in pages:
+        if "created_at__gte=today" in url:
+            from django.utils import timezone
+
+            today = timezone.now().date().isoformat()
+            url = f"/admin/queues/job/?created_at__gte={today}+00%3A00%3A00%2B00%3A00"
+        response = client.get(url)  # warm-up
+        assert response.status_code == 200, (url, response.status_code)
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            response = client.get(url)
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, (url, response.status_code)
+        count = (
+            getattr(response.context_data.get("cl"), "result_count", 0)
+            if response.context_data
+            else 0
+        )
+        results.append((label, statistics.median(times), count))
+        print(f"  {label}: {statistics.median(times):.1f} ms", file=sys.stderr)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--drop", action="store_true", help="drop the database afterwards")
+    args = parser.parse_args()
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise SystemExit("set DATABASE_URL to a PostgreSQL database for the benchmark")
+    create_database(url)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openqueue_site.settings")
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    os.environ["OPENQUEUE_DB_POOL"] = "false"
+    os.environ["OPENQUEUE_LOG_LEVEL"] = "WARNING"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    try:
+        call_command("migrate", verbosity=0)
+        owners = fill(args.jobs)
+        results = measure(args.runs, owners)
+    finally:
+        connections.close_all()
+        if args.drop:
+            drop_database(url)
+
+    print(f"\n{args.jobs:,} jobs, median of {args.runs} requests after one warm-up:\n")
+    print("| Page | Median | Rows shown as |")
+    print("|---|---:|---:|")
+    for label, median, count in results:
+        print(f"| {label} | {median:.1f} ms | {count:,} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The tenant console: server-rendered pages over the signed-in user's own jobs.
+
+Every view requires a login and starts from ``Job.objects.for_owner(...)``, so
+another user's job is a 404, never a 403 that would confirm it exists. State
+changes call queues/services.py, like the API and the admin.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.http import require_GET, require_POST
+
+from queues import services
+from queues.models import Job, JobStatus
+
+PER_PAGE = 50
+# Newest first; served by jobs_owner_created_idx / jobs_owner_queue_status_idx.
+NEWEST_FIRST = ["-created_at", "-id"]
+
+
+def age(since: datetime | None, now: datetime) -> str:
+    """A short human age: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
+    if since is None:
+        return ""
+    seconds = max(0, int((now - since).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
+
+
+def pretty(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _uuids(values: list[str]) -> list[uuid.UUID]:
+    """The well-formed ids among ``values`` (anything else cannot be a job)."""
+    ids = []
+    for value in values:
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return ids
+
+
+def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
+    """Redirect to the form's ``next`` when it is one of our own URLs."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = default
+    return HttpResponseRedirect(target)
+
+
+def _report(request: HttpRequest, verb: str, changed: int, selected: int) -> None:
+    level = messages.SUCCESS if changed else messages.WARNING
+    messages.add_message(request, level, f"{changed} {verb}, {selected - changed} skipped.")
+
+
+@login_required
+@require_GET
+def queue_list(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    rows = list(Job.objects.for_owner(request.user).stats_by_queue())
+    for row in rows:
+        row["counts"] = [(status, row[status]) for status in JobStatus.values]
+        row["oldest_pending_age"] = age(row["oldest_pending_created_at"], now)
+    return render(
+        request,
+        "queues/queue_list.html",
+        {"queues": rows, "statuses": JobStatus.values, "now": now},
+    )
+
+
+@login_required
+@require_GET
+def job_list(request: HttpRequest) -> HttpResponse:
+    mine = Job.objects.for_owner(request.user)
+    queue = request.GET.get("queue", "")
+    status = request.GET.get("status", "")
+    jobs = mine.order_by(*NEWEST_FIRST)
+    if queue:
+        jobs = jobs.in_queue(queue)
+    if status in JobStatus.values:
+        jobs = jobs.filter(status=status)
+    else:
+        status = ""
+    page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
+    filters = urlencode(
+        {key: value for key, value in {"queue": queue, "status": status}.items() if value}
+    )
+    return render(
+        request,
+        "queues/job_list.html",
+        {
+            "page": page,
+            "queue": queue,
+            "status": status,
+            "statuses": JobStatus.values,
+            "queue_names": mine.order_by("queue_name")
+            .values_list("queue_name", flat=True)
+            .distinct(),
+            "filters": filters,
+        },
+    )
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
+    return render(
+        request,
+        "queues/job_detail.html",
+        {
+            "job": job,
+            "payload": pretty(job.payload),
+            "result": pretty(job.result),
+            "can_requeue": job.status in services.REQUEUEABLE,
+            "can_cancel": job.status == JobStatus.PENDING,
+        },
+    )
+
+
+@login_required
+@require_POST
+def job_requeue(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
+    changed = services.requeue_jobs(Job.objects.for_owner(request.user).filter(pk=job.pk))
+    _report(request, "requeued", changed, 1)
+    return _back(request, reverse("console-job", args=[job.pk]))
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
+    changed = services.cancel_jobs(Job.objects.for_owner(request.user).filter(pk=job.pk))
+    _report(request, "cancelled", changed, 1)
+    return _back(request, reverse("console-job", args=[job.pk]))
+
+
+def _dead(request: HttpRequest) -> QuerySet[Job]:
+    return Job.objects.for_owner(request.user).filter(status=JobStatus.DEAD)
+
+
+@login_required
+@require_GET
+def dlq_list(request: HttpRequest) -> HttpResponse:
+    queue = request.GET.get("queue", "")
+    dead = _dead(request)
+    by_queue = dead.values("queue_name").annotate(count=Count("pk")).order_by("queue_name")
+    jobs = dead.order_by(*NEWEST_FIRST)
+    if queue:
+        jobs = jobs.in_queue(queue)
+    page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "queues/dlq_list.html",
+        {
+            "page": page,
+            "queue": queue,
+            "by_queue": by_queue,
+            "filters": urlencode({"queue": queue}) if queue else "",
+            "here": request.get_full_path(),
+        },
+    )
+
+
+DLQ_VERBS = {"requeue": "requeued", "discard": "discarded"}
+
+
+@login_required
+@require_POST
+def dlq_action(request: HttpRequest) -> HttpResponse:
+    """Requeue or discard dead jobs: one (``job``), the ``selected``, or ``all`` of a queue.
+
+    Discarding, and anything applied to a whole queue, asks for confirmation first.
+    """
+    post = request.POST
+    queue = post.get("queue", "")
+    back = reverse("console-dlq") + (f"?{urlencode({'queue': queue})}" if queue else "")
+    dead = _dead(request)
+    if "requeue_one" in post or "discard_one" in post:
+        action = "requeue" if "requeue_one" in post else "discard"
+        job_id = _uuids([post.get(f"{action}_one", "")])
+        job = get_object_or_404(
+            Job.objects.for_owner(request.user), pk=job_id[0] if job_id else None
+        )
+        jobs, selected, scope = dead.filter(pk=job.pk), 1, "one"
+    else:
+        action = post.get("action", "")
+        if post.get("all") == "1" and queue:
+            jobs = dead.in_queue(queue)
+            selected, scope = jobs.count(), "all"
+        else:
+            ids = set(_uuids(post.getlist("selected")))
+            if not ids:
+                messages.warning(request, "Select at least one job first.")
+                return _back(request, back)
+            jobs, selected, scope = dead.filter(pk__in=ids), len(ids), "selected"
+    if action not in DLQ_VERBS:
+        messages.error(request, "Unknown action.")
+        return _back(request, back)
+
+    if (action == "discard" or scope == "all") and post.get("confirm") != "yes":
+        return render(
+            request,
+            "queues/dlq_confirm.html",
+            {
+                "action": action,
+                "queue": queue,
+                "scope": scope,
+                "count": jobs.count(),
+                "sample": jobs.order_by(*NEWEST_FIRST)[:10],
+                "hidden": [
+                    (key, value)
+                    for key in (
+                        "action",
+                        "queue",
+                        "all",
+                        "selected",
+                        "requeue_one",
+                        "discard_one",
+                        "next",
+                    )
+                    for value in post.getlist(key)
+                ],
+                "back": post.get("next") or back,
+            },
+        )
+    if action == "requeue":
+        changed = services.requeue_jobs(jobs)
+    else:
+        changed = services.delete_jobs(jobs)
+    _report(request, DLQ_VERBS[action], changed, selected)
+    return _back(request, back)

@@ -1,0 +1,161 @@
+"""The console and the admin in a real browser: Playwright driving Debian's headless Chromium.
+
+pytest-django's ``live_server`` runs the site in a thread of this process, so
+the tests set up users and jobs with the ORM and talk to the REST API with
+httpx. Playwright's sync API runs an event loop in this thread, which makes
+Django refuse ORM calls as "async unsafe": DJANGO_ALLOW_ASYNC_UNSAFE allows
+them for this module only (the calls are still plain synchronous ones).
+
+On failure a full-page screenshot lands in .test-results/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from accounts.models import User
+from queues.models import Job, JobStatus
+from queues.tests.factories import JobFactory
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".test-results" / "screenshots"
+PASSWORD = "a-browser-test-password"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (scripts/test.sh does it)")
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def log_in(page: Page, base_url: str, email: str, path: str = "/accounts/login/") -> None:
+    page.goto(base_url + path)
+    page.fill("#id_username", email)
+    page.fill("#id_password", PASSWORD)
+    page.locator("form [type=submit]").click()
+
+
+def test_tenant_creates_a_token_requeues_from_the_dlq_and_revokes_the_token(
+    live_server: Any, transactional_db: None, page: Page
+) -> None:
+    base = live_server.url
+    User.objects.create_user("tenant@example.com", PASSWORD)
+    log_in(page, base, "tenant@example.com")
+    expect(page.locator("h1")).to_have_text("Queues")
+
+    # A token, created in the console; its secret is shown once, with a curl example.
+    page.get_by_role("link", name="API tokens").click()
+    page.fill("#id_name", "browser-worker")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator("h1")).to_contain_text("browser-worker")
+    secret = page.input_value("#token-secret")
+    expect(page.locator("#curl-example")).to_contain_text(f"curl -X POST {base}/jobs")
+    expect(page.locator("#curl-example")).to_contain_text(f"Bearer {secret}")
+    expect(page.get_by_role("button", name="Copy")).to_be_visible()
+
+    # With that token over the REST API: enqueue, lease, nack into the DLQ.
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=10)
+    created = api.post(
+        "/jobs", json={"queue_name": "browser", "payload": {"n": 1}, "max_retries": 0}
+    )
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job_id"]
+    lease = api.post("/queues/browser/lease", json={"worker_id": "w1"}).json()
+    nack = api.post(
+        f"/jobs/{job_id}/nack",
+        json={"lease_token": lease["lease_token"], "error": "printer on fire", "retry": False},
+    )
+    assert nack.status_code == 200, nack.text
+    assert api.get(f"/jobs/{job_id}").json()["status"] == "dead"
+
+    # Found in the console's DLQ with its error; requeued from there.
+    page.get_by_role("link", name="Dead letters").click()
+    row = page.locator("tbody tr", has=page.locator(f'input[value="{job_id}"]'))
+    expect(row).to_contain_text("printer on fire")
+    expect(row).to_contain_text("max_retries_exhausted")
+    row.get_by_role("button", name="Requeue").click()
+    expect(page.locator(".messages")).to_contain_text("1 requeued, 0 skipped.")
+
+    # Now pending, on its page and over the API.
+    page.goto(f"{base}/console/jobs/{job_id}/")
+    expect(page.locator(".job-title .badge")).to_have_text("pending")
+    assert api.get(f"/jobs/{job_id}").json()["status"] == "pending"
+
+    # Revoked (after a confirmation page): the API answers 401.
+    page.get_by_role("link", name="API tokens").click()
+    page.get_by_role("link", name="Revoke…").click()
+    expect(page.locator("h1")).to_have_text("Revoke “browser-worker”?")
+    page.get_by_role("button", name="Yes, revoke it").click()
+    expect(page.locator(".messages")).to_contain_text("revoked")
+    assert api.get("/jobs").status_code == 401
+
+
+def test_staff_requeues_a_dead_job_with_the_admin_action(
+    live_server: Any, transactional_db: None, page: Page
+) -> None:
+    base = live_server.url
+    User.objects.create_superuser("ops@example.com", PASSWORD)
+    job = JobFactory(dead=True, queue_name="emails", retry_count=3, max_retries=3)
+    alive = JobFactory(queue_name="emails")
+    log_in(page, base, "ops@example.com", path="/admin/login/")
+
+    page.goto(base + "/admin/queues/deadjob/")
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    page.check(f'input[name="_selected_action"][value="{job.pk}"]')
+    page.select_option('select[name="action"]', "requeue")
+    page.get_by_role("button", name="Go").click()
+
+    # The confirmation page, then the message with the counts.
+    expect(page.locator("h1")).to_have_text("Requeue jobs?")
+    page.check('input[name="reset_retries"]')
+    page.get_by_role("button", name="Yes, requeue 1 job").click()
+    expect(page.locator(".messagelist")).to_contain_text("1 requeued, 0 skipped.")
+    expect(page.locator("#result_list")).to_have_count(0)  # the DLQ is empty now
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.PENDING and job.retry_count == 0
+    assert Job.objects.get(pk=alive.pk).status == JobStatus.PENDING

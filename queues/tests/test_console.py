@@ -1,0 +1,168 @@
+"""The console's job pages, with Django's test client."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from queues.models import DeadReason, Job, JobStatus
+from queues.tests.factories import JobFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user():
+    return UserFactory()
+
+
+@pytest.fixture
+def client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_console_pages_require_login():
+    job = JobFactory()
+    for url in ["/console/", "/console/jobs/", f"/console/jobs/{job.pk}/", "/console/dlq/"]:
+        response = Client().get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_root_redirects_to_the_console():
+    response = Client().get("/")
+    assert response.status_code == 302 and response["Location"] == "/console/"
+
+
+def test_queue_overview_counts_by_status_and_shows_only_my_queues(user, client_for):
+    JobFactory.create_batch(2, owner=user, queue_name="emails")
+    JobFactory(owner=user, queue_name="emails", dead=True)
+    JobFactory(queue_name="someone-elses-queue")
+    response = client_for.get("/console/")
+    assert response.status_code == 200
+    rows = response.context["queues"]
+    assert [row["queue_name"] for row in rows] == ["emails"]
+    assert rows[0]["pending"] == 2 and rows[0]["dead"] == 1 and rows[0]["total"] == 3
+    assert rows[0]["oldest_pending_age"]
+    assert b"someone-elses-queue" not in response.content
+
+
+def test_job_list_filters_by_queue_and_status_and_paginates(user, client_for):
+    JobFactory.create_batch(55, owner=user, queue_name="a")
+    JobFactory(owner=user, queue_name="a", dead=True)
+    JobFactory(owner=user, queue_name="b")
+    response = client_for.get("/console/jobs/?queue=a&status=pending")
+    page = response.context["page"]
+    assert page.paginator.count == 55 and len(page.object_list) == 50
+    assert all(j.queue_name == "a" and j.status == "pending" for j in page.object_list)
+    second = client_for.get("/console/jobs/?queue=a&status=pending&page=2")
+    assert len(second.context["page"].object_list) == 5
+    assert b"queue=a&amp;status=pending&amp;page=1" in second.content
+
+
+def test_job_page_shows_payload_result_error_and_lease(user, client_for):
+    job = JobFactory(owner=user, dead=True, payload={"to": "<b>x</b>"}, error_text="Boom <script>")
+    response = client_for.get(f"/console/jobs/{job.pk}/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "&quot;to&quot;: &quot;&lt;b&gt;x&lt;/b&gt;&quot;" in body  # pretty and escaped
+    assert "Boom &lt;script&gt;" in body
+    assert "Requeue now" in body
+
+
+def test_another_users_job_is_404_everywhere(client_for):
+    theirs = JobFactory(dead=True)
+    assert client_for.get(f"/console/jobs/{theirs.pk}/").status_code == 404
+    assert client_for.post(f"/console/jobs/{theirs.pk}/requeue/").status_code == 404
+    assert client_for.post(f"/console/jobs/{theirs.pk}/cancel/").status_code == 404
+    assert client_for.post("/console/dlq/action/", {"requeue_one": theirs.pk}).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.status == JobStatus.DEAD
+
+
+def test_dlq_lists_only_my_dead_jobs_with_reason_and_error(user, client_for):
+    mine = JobFactory(owner=user, dead=True, error_text="timeout talking to smtp")
+    JobFactory(owner=user)  # pending: not in the DLQ
+    JobFactory(dead=True)  # someone else's
+    response = client_for.get("/console/dlq/")
+    assert [j.pk for j in response.context["page"].object_list] == [mine.pk]
+    assert b"timeout talking to smtp" in response.content
+    assert DeadReason.MAX_RETRIES_EXHAUSTED.encode() in response.content
+
+
+def test_dlq_requeue_one(user, client_for):
+    job = JobFactory(owner=user, dead=True)
+    response = client_for.post("/console/dlq/action/", {"requeue_one": job.pk}, follow=True)
+    job.refresh_from_db()
+    assert job.status == JobStatus.PENDING
+    assert "1 requeued, 0 skipped." in [str(m) for m in response.context["messages"]]
+
+
+def test_dlq_requeue_selected_skips_other_users_and_live_jobs(user, client_for):
+    dead = JobFactory.create_batch(2, owner=user, dead=True)
+    pending = JobFactory(owner=user)
+    theirs = JobFactory(dead=True)
+    ids = [dead[0].pk, dead[1].pk, pending.pk, theirs.pk, "not-a-uuid"]
+    response = client_for.post(
+        "/console/dlq/action/", {"action": "requeue", "selected": ids}, follow=True
+    )
+    assert "2 requeued, 2 skipped." in [str(m) for m in response.context["messages"]]
+    assert Job.objects.filter(pk__in=[d.pk for d in dead], status="pending").count() == 2
+    theirs.refresh_from_db()
+    assert theirs.status == JobStatus.DEAD
+
+
+def test_dlq_requeue_all_of_a_queue_asks_first(user, client_for):
+    JobFactory.create_batch(3, owner=user, dead=True, queue_name="emails")
+    other_queue = JobFactory(owner=user, dead=True, queue_name="sms")
+    data = {"action": "requeue", "all": "1", "queue": "emails"}
+    confirm = client_for.post("/console/dlq/action/", data)
+    assert confirm.status_code == 200 and confirm.context["count"] == 3
+    assert Job.objects.filter(status="dead").count() == 4  # nothing yet
+    client_for.post("/console/dlq/action/", {**data, "confirm": "yes"})
+    assert Job.objects.filter(queue_name="emails", status="pending").count() == 3
+    other_queue.refresh_from_db()
+    assert other_queue.status == JobStatus.DEAD
+
+
+def test_dlq_discard_asks_then_deletes_only_dead_jobs(user, client_for):
+    job = JobFactory(owner=user, dead=True)
+    confirm = client_for.post("/console/dlq/action/", {"discard_one": job.pk})
+    assert confirm.status_code == 200 and b"Yes, discard 1 job" in confirm.content
+    assert Job.objects.filter(pk=job.pk).exists()
+    client_for.post("/console/dlq/action/", {"discard_one": job.pk, "confirm": "yes"})
+    assert not Job.objects.filter(pk=job.pk).exists()
+
+
+def test_console_forms_need_a_csrf_token(user):
+    job = JobFactory(owner=user, dead=True)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.post("/console/dlq/action/", {"requeue_one": job.pk}).status_code == 403
+    assert client.post(f"/console/jobs/{job.pk}/requeue/").status_code == 403
+    job.refresh_from_db()
+    assert job.status == JobStatus.DEAD
+
+
+def test_staff_see_a_link_to_the_admin(client_for, user):
+    assert b'href="/admin/"' not in client_for.get("/console/").content
+    user.is_staff = True
+    user.save()
+    assert b'href="/admin/"' in client_for.get("/console/").content
+
+
+def test_login_page_logs_in_and_lands_on_the_console():
+    user = UserFactory(email="ana@example.com")
+    user.set_password("correct horse battery")
+    user.save()
+    client = Client()
+    assert client.get("/accounts/login/").status_code == 200
+    response = client.post(
+        "/accounts/login/", {"username": "ana@example.com", "password": "correct horse battery"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/console/"
+    assert client.get("/console/").status_code == 200
+    logout = client.post("/accounts/logout/")
+    assert logout.status_code == 302 and logout["Location"] == "/accounts/login/"
