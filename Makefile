@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help run test lint format check
+.PHONY: help run test lint format check bench
 
 help: ## List available targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -21,3 +21,6 @@ format: ## Auto-format and auto-fix with ruff
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
 check: test ## What CI runs (same as test)
+
+bench: ## Benchmark vs raw SQL (~5 min, fsync on); rewrites docs/benchmarks.md
+	.venv/bin/python bench/run.py --write-docs

@@ -4,6 +4,8 @@
 #   scripts/pg_throwaway.sh start DIR   -> prints postgres://postgres@127.0.0.1:PORT/postgres
 #   scripts/pg_throwaway.sh stop DIR    -> stops the cluster and removes DIR (idempotent)
 #
+# PG_THROWAWAY_DURABLE=1 start DIR keeps fsync on (for benchmarks; see below).
+#
 # Only the connection URL goes to stdout; everything else goes to stderr.
 set -euo pipefail
 
@@ -89,12 +91,21 @@ start() {
         die "initdb failed"
     fi
 
+    # Tests trade durability for speed. PG_THROWAWAY_DURABLE=1 keeps PostgreSQL's
+    # durable defaults (fsync, synchronous_commit, full_page_writes on): the
+    # benchmark (bench/run.py) compares against figures measured with fsync on.
+    local overrides="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    if [ "${PG_THROWAWAY_DURABLE:-0}" = "1" ]; then
+        overrides=""
+        log "durable mode: fsync, synchronous_commit and full_page_writes left on"
+    fi
+
     local port attempt started=0
     for attempt in 1 2 3; do
         port="$(free_port)" || die "could not pick a free TCP port"
         log "starting postgres on 127.0.0.1:$port (attempt $attempt)"
         if as_pg "$PG_BIN/pg_ctl" -w -t 60 -D "$dir/data" -l "$dir/log" \
-            -o "-p $port -k $dir -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+            -o "-p $port -k $dir -h 127.0.0.1 $overrides -c max_connections=200" \
             start >&2; then
             started=1
             break
