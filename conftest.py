@@ -120,9 +120,19 @@ class ServerProcess:
 
 
 def start_server(
-    *, workers: int = 2, threads: int = 4, env: dict[str, str] | None = None
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    env: dict[str, str] | None = None,
+    config_file: bool = False,
+    output: Path | None = None,
 ) -> ServerProcess:
-    """Start gunicorn on a free port against the test database; wait until /health answers."""
+    """Start gunicorn on a free port against the test database; wait until /health answers.
+
+    ``config_file`` also loads gunicorn.conf.py (its hooks: Prometheus
+    multiprocess mode); the arguments here still win over its values.
+    ``output`` receives the server's stdout and stderr.
+    """
     port = free_port()
     server_env = {
         **os.environ,
@@ -150,7 +160,14 @@ def start_server(
         "--graceful-timeout",
         "5",
     ]
-    process = subprocess.Popen(command, cwd=ROOT, env=server_env)
+    if config_file:
+        command += ["--config", str(ROOT / "gunicorn.conf.py")]
+    sink = open(output, "ab") if output is not None else None
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=server_env, stdout=sink, stderr=subprocess.STDOUT if sink else None
+    )
+    if sink is not None:
+        sink.close()  # the child holds its own descriptor
     server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

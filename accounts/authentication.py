@@ -60,6 +60,8 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not token.owner.is_active:
             raise exceptions.PermissionDenied("User is inactive")
         self._touch(token)
+        # For the request log line, which sees only the underlying HttpRequest.
+        request._request.openqueue_tenant_id = token.owner_id
         return token.owner, token
 
     def authenticate_header(self, request: Request) -> str:

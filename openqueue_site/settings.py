@@ -107,6 +107,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "openqueue_site.middleware.RequestIdMiddleware",
+    # Just inside the request id, so they see it and every final status (500s too).
+    "openqueue_site.logging.RequestLogMiddleware",
+    "queues.metrics.HttpMetricsMiddleware",
     # CORS before the size check, so a browser can read a 413 too.
     "corsheaders.middleware.CorsMiddleware",
     "openqueue_site.middleware.RequestSizeLimitMiddleware",
@@ -219,7 +222,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
+# Outside production, serve straight from the apps (no collectstatic needed);
+# in production only the collected, compressed files in STATIC_ROOT (the image
+# collects them at build time), so a missing collectstatic shows up as a 404.
+WHITENOISE_USE_FINDERS = OPENQUEUE_ENV != "prod"
 
 # --- REST framework ---------------------------------------------------------------
 
@@ -273,6 +279,8 @@ CORS_ALLOW_HEADERS = [
 
 OPENQUEUE_TOKEN_HMAC_SECRET = env_str("OPENQUEUE_TOKEN_HMAC_SECRET")
 ADMIN_SECRET = env_str("ADMIN_SECRET")
+# When set, GET /metrics needs `Authorization: Bearer <this>` (401 otherwise).
+OPENQUEUE_METRICS_TOKEN = env_str("OPENQUEUE_METRICS_TOKEN")
 
 OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES = env_int(
     "OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES", 256 * 1024, minimum=1
@@ -300,11 +308,58 @@ OPENQUEUE_RATE_LIMITS = {
     "heartbeat": env_rate("OPENQUEUE_RATE_LIMIT_HEARTBEAT", (20, 50)),
 }
 
+# --- Maintenance (manage.py run_maintenance) -------------------------------------------
+# Days a finished job is kept, per status (the original's defaults); 0 keeps
+# jobs in that status forever. Dead jobs are the DLQ, so they are kept unless
+# an operator decides otherwise.
+OPENQUEUE_RETENTION_DAYS = {
+    "completed": env_int("OPENQUEUE_RETENTION_COMPLETED_DAYS", 7, minimum=0),
+    "cancelled": env_int("OPENQUEUE_RETENTION_CANCELLED_DAYS", 7, minimum=0),
+    "failed": env_int("OPENQUEUE_RETENTION_FAILED_DAYS", 14, minimum=0),
+    "dead": env_int("OPENQUEUE_RETENTION_DEAD_DAYS", 0, minimum=0),
+}
+OPENQUEUE_LEASE_REAP_GRACE_SECONDS = env_int("OPENQUEUE_LEASE_REAP_GRACE_SECONDS", 0, minimum=0)
+# Rows per transaction: small enough that no batch holds its locks (or, on
+# SQLite, the single write lock) for long; capped so a typo cannot undo that.
+OPENQUEUE_MAINTENANCE_BATCH_SIZE = env_int("OPENQUEUE_MAINTENANCE_BATCH_SIZE", 2000, minimum=1)
+if OPENQUEUE_MAINTENANCE_BATCH_SIZE > 50_000:
+    raise ImproperlyConfigured("OPENQUEUE_MAINTENANCE_BATCH_SIZE must be at most 50000.")
+OPENQUEUE_MAINTENANCE_INTERVAL_SECONDS = env_int(
+    "OPENQUEUE_MAINTENANCE_INTERVAL_SECONDS", 30, minimum=1
+)
+
 # --- Logging --------------------------------------------------------------------------
 
+OPENQUEUE_LOG_LEVEL = env_str("OPENQUEUE_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+if OPENQUEUE_LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"OPENQUEUE_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+        f"got {OPENQUEUE_LOG_LEVEL!r}"
+    )
+# One JSON object per line on stdout (openqueue_site/logging.py), for our
+# events and for Django's own warnings, errors and tracebacks alike.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("OPENQUEUE_LOG_LEVEL", "INFO").upper()},
+    "formatters": {"json": {"()": "openqueue_site.logging.JsonFormatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": OPENQUEUE_LOG_LEVEL},
+    "loggers": {
+        # Replace Django's default handlers (plain text to stderr when DEBUG,
+        # mail_admins): its records propagate to the JSON handler instead.
+        "django": {"handlers": [], "level": OPENQUEUE_LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": OPENQUEUE_LOG_LEVEL, "propagate": True},
+        # Never below INFO: at DEBUG (with DEBUG=true) it logs every SQL
+        # statement with its parameters, token hashes and payloads included.
+        "django.db.backends": {
+            "level": "INFO" if OPENQUEUE_LOG_LEVEL == "DEBUG" else OPENQUEUE_LOG_LEVEL
+        },
+        "openqueue": {"level": OPENQUEUE_LOG_LEVEL},
+    },
 }

@@ -2,13 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from accounts import console as token_console
 from accounts.views import ProvisionView
 from queues import console, views
+from queues.metrics import metrics_view
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
@@ -27,7 +27,7 @@ urlpatterns = [
     path("admin/provision", ProvisionView.as_view(), name="provision"),
     path("health", views.HealthView.as_view(), name="health"),
     path("ready", views.ReadyView.as_view(), name="ready"),
-    path("metrics", ExportToDjangoView, name="metrics"),
+    path("metrics", metrics_view, name="metrics"),
     # OpenAPI and Swagger UI, served locally (drf-spectacular-sidecar, no CDN).
     path("openapi.json", SpectacularJSONAPIView.as_view(**public), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi", **public), name="docs"),

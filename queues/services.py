@@ -45,6 +45,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
+from queues import metrics
 from queues.models import FINISHED_STATUSES, DeadReason, Job, JobStatus
 
 MAX_BACKOFF_SECONDS = 300
@@ -76,6 +77,8 @@ class Lease:
     job: Job
     lease_token: uuid.UUID
     lease_expires_at: datetime
+    # The job's previous lease had expired: this lease recovers it.
+    recovered: bool = False
 
 
 def backoff_seconds(retry_count: int) -> int:
@@ -102,6 +105,7 @@ def enqueue_jobs(*, owner: User, jobs: list[NewJob], now: datetime | None = None
     ]
     with transaction.atomic():
         Job.objects.bulk_create(rows)
+    metrics.record_enqueued(job.queue_name for job in rows)
     return rows
 
 
@@ -128,6 +132,8 @@ def lease_job(
     # one OR query that PostgreSQL answers by sorting the whole backlog. The
     # loser stays locked until this short transaction commits.
     probes = [queue.due(now), queue.lease_expired(now)]
+    buried: list[Job] = []
+    lease: Lease | None = None
     with transaction.atomic():
         while True:
             found = [
@@ -136,11 +142,12 @@ def lease_job(
                 if (job := probe.in_lease_order().select_for_update(skip_locked=True).first())
             ]
             if not found:
-                return None
+                break
             job = min(found, key=lambda j: (-j.priority, j.created_at, j.id))
             recovered = job.status == JobStatus.PROCESSING
             if recovered and job.lease_lost_count >= job.max_retries:
                 _bury(job, reason=DeadReason.LEASE_EXPIRED, now=now)
+                buried.append(job)
                 continue
             job.status = JobStatus.PROCESSING
             job.lease_token = uuid.uuid4()
@@ -161,7 +168,33 @@ def lease_job(
                     "lease_lost_count",
                 ]
             )
-            return Lease(job=job, lease_token=job.lease_token, lease_expires_at=job.locked_until)
+            lease = Lease(
+                job=job,
+                lease_token=job.lease_token,
+                lease_expires_at=job.locked_until,
+                recovered=recovered,
+            )
+            break
+    # Recorded once the transaction is over, so a rolled-back lease is not counted.
+    for dead in buried:
+        metrics.record_dead(
+            job_id=dead.id,
+            queue_name=dead.queue_name,
+            reason=DeadReason.LEASE_EXPIRED,
+            started_at=dead.started_at,
+            now=now,
+        )
+    if lease is None:
+        metrics.record_lease_empty(queue_name)
+    else:
+        metrics.record_leased(
+            job_id=lease.job.id,
+            queue_name=lease.job.queue_name,
+            recovered=lease.recovered,
+            lease_lost_count=lease.job.lease_lost_count,
+            lease_expires_at=lease.lease_expires_at,
+        )
+    return lease
 
 
 def _bury(job: Job, *, reason: str, now: datetime) -> None:
@@ -248,7 +281,11 @@ def ack_job(
         locked_by=None,
         lease_token=None,
     )
-    return _one(rows, LeaseMismatch)
+    done = _one(rows, LeaseMismatch)
+    metrics.record_acked(
+        job_id=done.job_id, queue_name=done.queue_name, started_at=done.started_at, now=now
+    )
+    return done
 
 
 def nack_job(
@@ -301,7 +338,16 @@ def nack_job(
         locked_by=None,
         lease_token=None,
     )
-    return _one(rows, LeaseMismatch)
+    done = _one(rows, LeaseMismatch)
+    metrics.record_nacked(
+        job_id=done.job_id,
+        queue_name=done.queue_name,
+        dead=done.status == JobStatus.DEAD,
+        dead_reason=done.dead_reason,
+        started_at=done.started_at,
+        now=now,
+    )
+    return done
 
 
 def heartbeat_job(
@@ -329,7 +375,9 @@ def cancel_job(*, owner: User, job_id: uuid.UUID, now: datetime | None = None) -
         .filter(pk=job_id, status=JobStatus.PENDING)
         .update_returning(_REPORTED, status=JobStatus.CANCELLED, updated_at=now, finished_at=now)
     )
-    return _one(rows, JobNotCancellable)
+    done = _one(rows, JobNotCancellable)
+    metrics.record_cancelled(job_id=done.job_id, queue_name=done.queue_name)
+    return done
 
 
 def get_job(*, owner: User, job_id: uuid.UUID) -> Job:
@@ -422,13 +470,17 @@ def cancel_jobs(
 ) -> int:
     """Cancel the pending jobs among ``jobs``; returns how many changed."""
     now = now or timezone.now()
+
+    def cancel(page: QuerySet[Job]) -> int:
+        rows = page.filter(status=JobStatus.PENDING).update_returning(
+            ["id", "queue_name"], status=JobStatus.CANCELLED, updated_at=now, finished_at=now
+        )
+        for row in rows:
+            metrics.record_cancelled(job_id=row["id"], queue_name=row["queue_name"])
+        return len(rows)
+
     return _in_batches(
-        jobs.filter(status=JobStatus.PENDING),
-        lambda page: page.filter(status=JobStatus.PENDING).update(
-            status=JobStatus.CANCELLED, updated_at=now, finished_at=now
-        ),
-        batch_size=batch_size,
-        progress=progress,
+        jobs.filter(status=JobStatus.PENDING), cancel, batch_size=batch_size, progress=progress
     )
 
 
@@ -444,9 +496,10 @@ def bury_jobs(
     A processing job loses its lease: its worker's ack or nack then gets 409.
     """
     now = now or timezone.now()
-    return _in_batches(
-        jobs.filter(status__in=BURIABLE),
-        lambda page: page.filter(status__in=BURIABLE).update(
+
+    def bury(page: QuerySet[Job]) -> int:
+        rows = page.filter(status__in=BURIABLE).update_returning(
+            ["id", "queue_name"],
             status=JobStatus.DEAD,
             dead_reason=DeadReason.OPERATOR,
             dead_at=now,
@@ -455,9 +508,21 @@ def bury_jobs(
             locked_until=None,
             locked_by=None,
             lease_token=None,
-        ),
-        batch_size=batch_size,
-        progress=progress,
+        )
+        for row in rows:
+            # Not a processing time: the job may never have been leased.
+            metrics.record_dead(
+                job_id=row["id"],
+                queue_name=row["queue_name"],
+                reason=DeadReason.OPERATOR,
+                started_at=None,
+                now=now,
+                observe=False,
+            )
+        return len(rows)
+
+    return _in_batches(
+        jobs.filter(status__in=BURIABLE), bury, batch_size=batch_size, progress=progress
     )
 
 
@@ -515,12 +580,27 @@ def reap_expired_leases(
             healthy = [pk for pk, lost, limit in batch if lost < limit]
             cleared = {"locked_until": None, "locked_by": None, "lease_token": None}
             lost = F("lease_lost_count") + 1
+            # RETURNING gives the queue names and start times for metrics
+            # and job logs without a second query.
+            reported = ["id", "queue_name", "started_at"]
+            back: list[dict[str, Any]] = []
+            dead: list[dict[str, Any]] = []
             if healthy:
-                requeued += Job.objects.filter(pk__in=healthy, status=JobStatus.PROCESSING).update(
-                    status=JobStatus.PENDING, lease_lost_count=lost, updated_at=now, **cleared
+                back = Job.objects.filter(
+                    pk__in=healthy, status=JobStatus.PROCESSING
+                ).update_returning(
+                    reported,
+                    status=JobStatus.PENDING,
+                    lease_lost_count=lost,
+                    updated_at=now,
+                    **cleared,
                 )
+                requeued += len(back)
             if poison:
-                buried += Job.objects.filter(pk__in=poison, status=JobStatus.PROCESSING).update(
+                dead = Job.objects.filter(
+                    pk__in=poison, status=JobStatus.PROCESSING
+                ).update_returning(
+                    reported,
                     status=JobStatus.DEAD,
                     dead_reason=DeadReason.LEASE_EXPIRED,
                     error_text=Coalesce(F("error_text"), Value("lease_expired")),
@@ -530,8 +610,26 @@ def reap_expired_leases(
                     lease_lost_count=lost,
                     **cleared,
                 )
+                buried += len(dead)
+        # Recorded once the batch has committed.
+        for row in back:
+            metrics.record_reaped(job_id=row["id"], queue_name=row["queue_name"])
+        for row in dead:
+            metrics.record_dead(
+                job_id=row["id"],
+                queue_name=row["queue_name"],
+                reason=DeadReason.LEASE_EXPIRED,
+                started_at=row["started_at"],
+                now=now,
+            )
         if len(batch) < batch_size:
             return Reaped(requeued=requeued, buried=buried)
+
+
+def _purgeable(*, status: str, older_than: timedelta, now: datetime | None) -> QuerySet[Job]:
+    if status not in FINISHED_STATUSES:
+        raise ValueError(f"only finished jobs can be purged, not {status!r}")
+    return Job.objects.filter(status=status, finished_at__lt=(now or timezone.now()) - older_than)
 
 
 def purge_finished_jobs(
@@ -547,10 +645,7 @@ def purge_finished_jobs(
     Oldest first, a bounded batch per transaction, with SKIP LOCKED so two
     runs at once split the work instead of waiting on each other.
     """
-    if status not in FINISHED_STATUSES:
-        raise ValueError(f"only finished jobs can be purged, not {status!r}")
-    cutoff = (now or timezone.now()) - older_than
-    old = Job.objects.filter(status=status, finished_at__lt=cutoff).order_by("finished_at", "pk")
+    old = _purgeable(status=status, older_than=older_than, now=now).order_by("finished_at", "pk")
     deleted = 0
     while True:
         with transaction.atomic():
@@ -563,3 +658,18 @@ def purge_finished_jobs(
             progress(deleted)
         if len(pks) < batch_size:
             return deleted
+
+
+# Dry-run counterparts: the same selections as above, counted, nothing locked or changed.
+
+
+def count_expired_leases(*, now: datetime | None = None, grace: timedelta = timedelta(0)) -> Reaped:
+    """What ``reap_expired_leases`` would do right now: jobs it would requeue and bury."""
+    expired = Job.objects.lease_expired((now or timezone.now()) - grace)
+    poison = Q(lease_lost_count__gte=F("max_retries"))
+    return Reaped(requeued=expired.exclude(poison).count(), buried=expired.filter(poison).count())
+
+
+def count_purgeable_jobs(*, status: str, older_than: timedelta, now: datetime | None = None) -> int:
+    """How many jobs ``purge_finished_jobs`` would delete right now."""
+    return _purgeable(status=status, older_than=older_than, now=now).count()

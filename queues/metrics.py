@@ -1,0 +1,395 @@
+"""Prometheus metrics (contract Part B §9 names, A.3 #9 labels) and job event logs.
+
+Counters are recorded by ``queues/services.py``, right after the transition
+they count, through the ``record_*`` functions below; each also writes the
+job's INFO line on the ``openqueue.jobs`` logger. Recording in the services
+(not the views) means the admin, the console and ``run_maintenance`` are
+counted as well as the API.
+
+Under gunicorn every worker is its own process: prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set up by gunicorn.conf.py)
+keeps each worker's values in a file, and ``metrics_view`` sums them per
+scrape. Gauges are computed from the database at scrape time
+(``DatabaseCollector``), so they need no multiprocess mode at all.
+
+Labels are bounded: queue names (validated, 255 characters), statuses,
+reasons, HTTP methods, route templates and status codes; never a job id or
+a raw path.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Min, Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from openqueue_site.logging import normalized_method, route_template
+from queues.models import Job, JobStatus
+
+logger = logging.getLogger("openqueue.jobs")
+
+UNKNOWN_QUEUE = "unknown"
+
+HTTP_REQUESTS = Counter(
+    "openqueue_http_requests_total",
+    "HTTP requests by method, URL route template and status code.",
+    ["method", "route", "status_code"],
+)
+HTTP_DURATION = Histogram(
+    "openqueue_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and URL route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ENQUEUED = Counter("openqueue_jobs_enqueued_total", "Jobs created.", ["queue_name"])
+LEASED = Counter("openqueue_jobs_leased_total", "Leases that returned a job.", ["queue_name"])
+LEASE_EMPTY = Counter(
+    "openqueue_jobs_lease_empty_total", "Leases that found no due job.", ["queue_name"]
+)
+ACKED = Counter("openqueue_jobs_acked_total", "Jobs completed by ack.", ["queue_name"])
+NACKED = Counter(
+    "openqueue_jobs_nacked_total",
+    "Nacks, by outcome: requeued (retry after a backoff) or dead (moved to the DLQ).",
+    ["queue_name", "outcome"],
+)
+CANCELLED = Counter(
+    "openqueue_jobs_cancelled_total", "Pending jobs cancelled (API or operator).", ["queue_name"]
+)
+MOVED_TO_DLQ = Counter(
+    "openqueue_jobs_moved_to_dlq_total",
+    "Jobs moved to the dead-letter queue, by dead_reason.",
+    ["queue_name", "reason"],
+)
+LEASE_RECOVERED = Counter(
+    "openqueue_lease_expired_recovered_total",
+    "Expired leases recovered: re-leased by a lease call or returned to pending by the reaper.",
+    ["queue_name"],
+)
+PROCESSING_DURATION = Histogram(
+    "openqueue_job_processing_duration_seconds",
+    "From a job's first lease (started_at) to its ack or its move to the DLQ.",
+    ["queue_name", "final_status"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+
+
+def _queue(name: str | None) -> str:
+    """The queue label; the original's rule: empty or blank becomes ``unknown``."""
+    return name if name and name.strip() else UNKNOWN_QUEUE
+
+
+def _observe_processing(
+    queue_name: str, final_status: str, started_at: datetime | None, now: datetime
+) -> float | None:
+    if started_at is None:
+        return None
+    seconds = max((now - started_at).total_seconds(), 0.0)
+    PROCESSING_DURATION.labels(_queue(queue_name), final_status).observe(seconds)
+    return seconds
+
+
+# --- Recording transitions (called by queues/services.py) -------------------------
+
+
+def record_enqueued(queue_names: Iterable[str]) -> None:
+    """Jobs created, once per job (enqueue is logged by the request line, not per job)."""
+    counts: dict[str, int] = {}
+    for name in queue_names:
+        counts[_queue(name)] = counts.get(_queue(name), 0) + 1
+    for name, count in counts.items():
+        ENQUEUED.labels(name).inc(count)
+
+
+def record_leased(
+    *,
+    job_id: uuid.UUID,
+    queue_name: str,
+    recovered: bool,
+    lease_lost_count: int,
+    lease_expires_at: datetime,
+) -> None:
+    LEASED.labels(_queue(queue_name)).inc()
+    if recovered:
+        LEASE_RECOVERED.labels(_queue(queue_name)).inc()
+    logger.info(
+        "job_leased",
+        extra={
+            "job_id": str(job_id),
+            "queue_name": queue_name,
+            "recovered": recovered,
+            "lease_lost_count": lease_lost_count,
+            "lease_expires_at": lease_expires_at.isoformat().replace("+00:00", "Z"),
+        },
+    )
+
+
+def record_lease_empty(queue_name: str) -> None:
+    LEASE_EMPTY.labels(_queue(queue_name)).inc()
+
+
+def record_acked(
+    *, job_id: uuid.UUID, queue_name: str, started_at: datetime | None, now: datetime
+) -> None:
+    ACKED.labels(_queue(queue_name)).inc()
+    seconds = _observe_processing(queue_name, "completed", started_at, now)
+    logger.info(
+        "job_acked",
+        extra={"job_id": str(job_id), "queue_name": queue_name, "processing_seconds": seconds},
+    )
+
+
+def record_nacked(
+    *,
+    job_id: uuid.UUID,
+    queue_name: str,
+    dead: bool,
+    dead_reason: str | None,
+    started_at: datetime | None,
+    now: datetime,
+) -> None:
+    """A nack: requeued for a retry, or dead (also counted and logged as a DLQ move)."""
+    outcome = "dead" if dead else "requeued"
+    NACKED.labels(_queue(queue_name), outcome).inc()
+    # The error text is the worker's; it may quote the payload, so it is not logged.
+    logger.info(
+        "job_nacked",
+        extra={"job_id": str(job_id), "queue_name": queue_name, "outcome": outcome},
+    )
+    if dead:
+        record_dead(
+            job_id=job_id,
+            queue_name=queue_name,
+            reason=dead_reason or "unknown",
+            started_at=started_at,
+            now=now,
+        )
+
+
+def record_dead(
+    *,
+    job_id: uuid.UUID,
+    queue_name: str,
+    reason: str,
+    started_at: datetime | None,
+    now: datetime,
+    observe: bool = True,
+) -> None:
+    """A move to the DLQ, whatever caused it: nack, poison burial, reaper, operator.
+
+    ``observe=False`` for jobs that were not being processed (an operator
+    burying a pending job): their time since started_at is no processing time.
+    """
+    MOVED_TO_DLQ.labels(_queue(queue_name), reason).inc()
+    seconds = _observe_processing(queue_name, "dead", started_at, now) if observe else None
+    logger.info(
+        "job_dead",
+        extra={
+            "job_id": str(job_id),
+            "queue_name": queue_name,
+            "reason": reason,
+            "processing_seconds": seconds,
+        },
+    )
+
+
+def record_reaped(*, job_id: uuid.UUID, queue_name: str) -> None:
+    """The reaper returned a job with an expired lease to pending."""
+    LEASE_RECOVERED.labels(_queue(queue_name)).inc()
+    logger.info(
+        "job_reaped",
+        extra={"job_id": str(job_id), "queue_name": queue_name, "outcome": "requeued"},
+    )
+
+
+def record_cancelled(*, job_id: uuid.UUID, queue_name: str) -> None:
+    CANCELLED.labels(_queue(queue_name)).inc()
+    logger.info("job_cancelled", extra={"job_id": str(job_id), "queue_name": queue_name})
+
+
+# --- HTTP --------------------------------------------------------------------------
+
+
+class HttpMetricsMiddleware:
+    """``openqueue_http_*`` for every response, labelled by route template.
+
+    It sits just inside RequestIdMiddleware, so 404, 405, 413, 429 and 500
+    responses are counted too (Django turns an exception into a 500 response
+    before it reaches this layer).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        method = normalized_method(request.method)
+        route = route_template(request)
+        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+        HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+        return response
+
+
+# --- Scrape time -------------------------------------------------------------------
+
+
+class DatabaseCollector(Collector):
+    """Gauges read from the jobs table at each scrape, in one grouped query.
+
+    Aggregated over tenants, by queue name: a tenant label would multiply the
+    series by the number of tenants, and per-tenant numbers are what
+    ``GET /dashboard/queues`` is for. A queue name used by two tenants is one
+    series. When the database does not answer, ``openqueue_database_up`` is 0
+    and the job gauges are left out, so the rest of the scrape still works.
+    """
+
+    def __init__(self, now: Callable[[], datetime] = timezone.now) -> None:
+        self.now = now
+
+    def describe(self) -> list[Metric]:
+        # Nothing to check for duplicates; avoids a query at registration time.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.now()
+        jobs = GaugeMetricFamily(
+            "openqueue_jobs",
+            "Jobs by queue and status, all tenants together.",
+            labels=["queue_name", "status"],
+        )
+        oldest = GaugeMetricFamily(
+            "openqueue_oldest_pending_job_age_seconds",
+            "Seconds since the oldest due pending job of each queue became due (run_at); "
+            "0 when none is due.",
+            labels=["queue_name"],
+        )
+        expired = GaugeMetricFamily(
+            "openqueue_expired_leases",
+            "Processing jobs whose lease has expired and that nobody has recovered yet.",
+            labels=["queue_name"],
+        )
+        up = GaugeMetricFamily(
+            "openqueue_database_up", "1 when the scrape-time job gauges could be read."
+        )
+        try:
+            rows = list(
+                Job.objects.order_by()
+                .values("queue_name", "status")
+                .annotate(
+                    n=Count("pk"),
+                    oldest_due=Min("run_at", filter=Q(status=JobStatus.PENDING, run_at__lte=now)),
+                    expired=Count(
+                        "pk", filter=Q(status=JobStatus.PROCESSING, locked_until__lt=now)
+                    ),
+                )
+            )
+        except Exception:
+            logging.getLogger("openqueue.metrics").exception("metrics_database_query_failed")
+            up.add_metric([], 0)
+            yield up
+            return
+        by_queue: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            queue = by_queue.setdefault(
+                _queue(row["queue_name"]),
+                {"counts": dict.fromkeys(JobStatus.values, 0), "oldest": None, "expired": 0},
+            )
+            queue["counts"][row["status"]] += row["n"]
+            queue["expired"] += row["expired"]
+            if row["oldest_due"] is not None and (
+                queue["oldest"] is None or row["oldest_due"] < queue["oldest"]
+            ):
+                queue["oldest"] = row["oldest_due"]
+        for name, queue in sorted(by_queue.items()):
+            # Every status of every known queue, zeros included, so that
+            # "queue depth" queries never meet a missing series.
+            for status, count in queue["counts"].items():
+                jobs.add_metric([name, status], count)
+            age = 0.0 if queue["oldest"] is None else (now - queue["oldest"]).total_seconds()
+            oldest.add_metric([name], max(age, 0.0))
+            expired.add_metric([name], queue["expired"])
+        up.add_metric([], 1)
+        yield from (jobs, oldest, expired, up)
+
+
+class _DefaultRegistry(Collector):
+    """The process's default registry, as one collector of a per-scrape registry."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def scrape_registry() -> CollectorRegistry:
+    """A fresh registry per scrape: every worker's values, plus the database gauges.
+
+    In multiprocess mode the default registry holds only this worker's
+    values, so the worker files are read instead (collectors registered on
+    the default registry are not exported then; that includes the default
+    process_* and python_* collectors, which would describe one random worker).
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_DefaultRegistry())
+    registry.register(DatabaseCollector())
+    return registry
+
+
+def _detail(status: int, detail: str) -> JsonResponse:
+    # Not openqueue_site.api.detail_response: that module imports the
+    # services, which import this one.
+    return JsonResponse(
+        {"detail": detail}, status=status, json_dumps_params={"separators": (",", ":")}
+    )
+
+
+def _authorized(request: HttpRequest) -> bool:
+    expected = settings.OPENQUEUE_METRICS_TOKEN
+    if not expected:
+        return True
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode(), expected.encode())
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """``GET /metrics``: Prometheus text format.
+
+    With ``OPENQUEUE_METRICS_TOKEN`` set, only ``Authorization: Bearer <token>``
+    gets in (compared in constant time); anything else is 401.
+    """
+    if request.method not in ("GET", "HEAD"):
+        response = _detail(405, "Method Not Allowed")
+        response["Allow"] = "GET, HEAD"
+        return response
+    if not _authorized(request):
+        response = _detail(401, "Not authenticated")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)
