@@ -57,6 +57,11 @@ step "lint: ruff format --check"
 step "checking for missing migrations"
 .venv/bin/python manage.py makemigrations --check --dry-run
 
+# c2. the container setup, without a Docker engine: hadolint, compose.yaml
+# checks, and the Dockerfile's build and start steps run on the host
+step "Docker: scripts/check_docker.sh"
+scripts/check_docker.sh
+
 mkdir -p "$RESULTS"
 rm -f "$RESULTS/sqlite.xml" "$RESULTS/postgresql.xml"
 
