@@ -7,6 +7,7 @@ instead of guessing. docs/operations.md documents each variable.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -363,3 +364,6 @@ LOGGING = {
         "openqueue": {"level": OPENQUEUE_LOG_LEVEL},
     },
 }
+# Python warnings (e.g. whitenoise's "No directory at: staticfiles/" on a fresh
+# checkout) go through the same JSON handler instead of raw text on stderr.
+logging.captureWarnings(True)
