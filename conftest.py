@@ -26,6 +26,7 @@ from django.test import Client
 from accounts.models import User
 from accounts.services import issue_token
 from queues.tests.factories import UserFactory
+from queues.throttling import auth_failures
 
 ROOT = Path(__file__).resolve().parent
 
@@ -37,9 +38,19 @@ def _record_db_vendor(record_testsuite_property: Callable[[str, object], None]) 
 
 
 @pytest.fixture(autouse=True)
+def _skip_postgres_only_on_sqlite(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("postgres_only") and connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (row locks, LISTEN/NOTIFY or several processes)")
+
+
+@pytest.fixture(autouse=True)
 def _no_rate_limits_by_default(settings: Any) -> None:
     # Rate limits have their own tests; elsewhere they would only add noise.
     settings.OPENQUEUE_RATE_LIMIT_ENABLED = False
+    # So is the failed-authentication limit (accounts/tests/test_auth_failures.py);
+    # its per-process memory of failing addresses must not leak between tests.
+    settings.OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED = False
+    auth_failures._suspects.clear()
 
 
 class ApiClient(Client):
@@ -108,6 +119,12 @@ def current_database_url() -> str:
 class ServerProcess:
     url: str
     process: subprocess.Popen
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn worker processes: the master's children, read from /proc (Linux)."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return sorted(int(child) for child in children)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -10,7 +10,11 @@ from typing import Any
 # under ASGI each one would hop to a single worker thread anyway.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("OPENQUEUE_THREADS", "4"))
+# Many threads because a long-poll lease (wait_seconds) holds its thread for
+# up to 20 s, but no database connection and no CPU: 200 waiting workers on
+# two processes must leave threads for producers. gthread starts threads only
+# as needed. settings.OPENQUEUE_LEASE_MAX_WAITERS keeps 16 of them free.
+threads = int(os.environ.get("OPENQUEUE_THREADS", "128"))
 bind = os.environ.get("OPENQUEUE_BIND", "0.0.0.0:8000")
 timeout = 30
 graceful_timeout = 20

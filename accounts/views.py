@@ -16,7 +16,8 @@ from rest_framework.views import APIView
 
 from accounts.services import provision_user
 from openqueue_site.api import RequestValidationError, parse_json_body, validate_all
-from queues.serializers import DetailOut, ProvisionOut, ProvisionRequest
+from queues.serializers import DetailOut, ProvisionOut, ProvisionRequest, ValidationErrorOut
+from queues.throttling import auth_failures, client_address
 
 
 class NotConfigured(exceptions.APIException):
@@ -40,7 +41,15 @@ class ProvisionView(APIView):
         operation_id="provision",
         request=ProvisionRequest,
         parameters=[OpenApiParameter("X-Admin-Secret", str, OpenApiParameter.HEADER)],
-        responses={200: ProvisionOut, 403: DetailOut, 422: DetailOut, 503: DetailOut},
+        responses={
+            200: ProvisionOut,
+            403: DetailOut,
+            405: DetailOut,
+            413: DetailOut,
+            422: ValidationErrorOut,
+            429: DetailOut,
+            503: DetailOut,
+        },
         auth=[],
     )
     def post(self, request: Request) -> Response:
@@ -60,8 +69,13 @@ class ProvisionView(APIView):
             ) from None
         if not settings.ADMIN_SECRET:
             raise NotConfigured()
+        # A wrong secret spends from the same per-address budget as a wrong
+        # bearer token; over it, 429 before the secret is compared.
+        address = client_address(request)
+        auth_failures.check(address)
         sent = request.headers.get("X-Admin-Secret", "")
         if not hmac.compare_digest(sent.encode("utf-8"), settings.ADMIN_SECRET.encode("utf-8")):
+            auth_failures.failed(address)
             raise exceptions.PermissionDenied("Invalid or missing X-Admin-Secret header.")
         result = provision_user(email=body.email, rotate=body.rotate)
         return Response(

@@ -10,19 +10,24 @@ exception handler that turns every error into the contract's envelope.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from typing import Any, TypeVar
 
 import pydantic
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions, views
 from rest_framework.response import Response
 
 from queues.services import JobNotCancellable, JobNotFound, LeaseMismatch
+from queues.throttling import TooManyAuthFailures
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+logger = logging.getLogger("openqueue.api")
 
 MISSING: Any = object()
 
@@ -221,6 +226,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return error_response(404, "Job not found or not cancellable")
     if isinstance(exc, LeaseMismatch):
         return error_response(409, "Job not found, not leased, or lease token mismatch")
+    if isinstance(exc, TooManyAuthFailures):
+        wait = max(1, math.ceil(exc.wait or 1))
+        return error_response(429, TooManyAuthFailures.default_detail, {"Retry-After": str(wait)})
     if isinstance(exc, exceptions.Throttled):
         wait = max(1, math.ceil(exc.wait or 1))
         return error_response(429, "Rate limit exceeded", {"Retry-After": str(wait)})
@@ -228,11 +236,25 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return error_response(405, "Method Not Allowed")
     if isinstance(exc, exceptions.NotFound):
         return error_response(404, "Not Found")
+    if isinstance(exc, OperationalError | InterfaceError):
+        return database_unavailable(exc)
     response = views.exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict):
         detail = response.data.get("detail", response.data)
         response.data = {"detail": str(detail) if not isinstance(detail, list) else detail}
     return response
+
+
+def database_unavailable(exc: Exception) -> Response:
+    """503 for a database that cannot take the request right now (docs/reliability.md).
+
+    Down, restarting, out of pool connections, locked past the busy timeout,
+    or a read-only SQLite file: the client may retry, and the log says why.
+    """
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    if "readonly database" in str(exc):
+        return error_response(503, "Database is read-only")
+    return error_response(503, "Database unavailable")
 
 
 # --- Django-level error views (routes that never reached DRF) ------------------

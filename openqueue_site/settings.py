@@ -89,6 +89,41 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
+# --- Security headers and cookies (`manage.py check --deploy` is clean in prod) -----
+if OPENQUEUE_ENV == "prod" and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when OPENQUEUE_ENV=prod.")
+# Session and CSRF cookies only over HTTPS in production.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = OPENQUEUE_ENV == "prod"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"  # nothing here is meant to be framed
+# HTTPS is usually terminated by a proxy, which then also redirects plain HTTP
+# and may send HSTS itself: both are off unless asked for. Behind such a proxy,
+# OPENQUEUE_PROXY_SSL_HEADER names its scheme header (e.g. X-Forwarded-Proto).
+SECURE_SSL_REDIRECT = env_bool("OPENQUEUE_SSL_REDIRECT", False)
+# Probes and scrapers talk plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+_proxy_ssl_header = env_str("OPENQUEUE_PROXY_SSL_HEADER").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+SECURE_HSTS_SECONDS = env_int("OPENQUEUE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("OPENQUEUE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("OPENQUEUE_HSTS_PRELOAD", False)
+# check --deploy warns about each of these when it is off. Off is a deliberate,
+# documented default (docs/operations.md, "Production security settings"):
+# HSTS cannot be taken back once browsers cache it, and redirection belongs to
+# the TLS proxy. Only the switch that is actually off is silenced.
+SILENCED_SYSTEM_CHECKS = [
+    check
+    for check, is_off in [
+        ("security.W004", SECURE_HSTS_SECONDS == 0),
+        ("security.W005", SECURE_HSTS_SECONDS > 0 and not SECURE_HSTS_INCLUDE_SUBDOMAINS),
+        ("security.W021", SECURE_HSTS_SECONDS > 0 and not SECURE_HSTS_PRELOAD),
+        ("security.W008", not SECURE_SSL_REDIRECT),
+    ]
+    if is_off
+]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -292,6 +327,17 @@ OPENQUEUE_MAX_RESULT_PAYLOAD_BYTES = env_int(
 OPENQUEUE_MAX_ERROR_TEXT_BYTES = env_int("OPENQUEUE_MAX_ERROR_TEXT_BYTES", 8 * 1024, minimum=1)
 OPENQUEUE_MAX_REQUEST_BYTES = env_int("OPENQUEUE_MAX_REQUEST_BYTES", 16 * 1024 * 1024, minimum=1)
 OPENQUEUE_MAX_BATCH_SIZE = env_int("OPENQUEUE_MAX_BATCH_SIZE", 1000, minimum=1)
+# Jobs one POST /queues/{queue}/lease/batch may lease (its max_jobs bound).
+OPENQUEUE_MAX_LEASE_BATCH = env_int("OPENQUEUE_MAX_LEASE_BATCH", 100, minimum=1)
+# Long-poll leases (wait_seconds) waiting at once in one server process. Each
+# holds a gunicorn thread (never a database connection): the default leaves
+# 16 of the process's threads (OPENQUEUE_THREADS, as gunicorn.conf.py reads
+# it) for everything else. Above it a lease that finds nothing answers at once.
+OPENQUEUE_LEASE_MAX_WAITERS = env_int(
+    "OPENQUEUE_LEASE_MAX_WAITERS",
+    max(env_int("OPENQUEUE_THREADS", 128, minimum=1) - 16, 1),
+    minimum=0,
+)
 # Django's own limit stays as a backstop; RequestSizeLimitMiddleware checks
 # Content-Length and openqueue_site.api.read_body bounds chunked bodies, and
 # both answer 413 with a JSON detail.
@@ -308,6 +354,15 @@ OPENQUEUE_RATE_LIMITS = {
     "nack": env_rate("OPENQUEUE_RATE_LIMIT_NACK", (20, 50)),
     "heartbeat": env_rate("OPENQUEUE_RATE_LIMIT_HEARTBEAT", (20, 50)),
 }
+# Failed bearer authentications (and every /admin/provision call) per client
+# address: brute-force protection, checked before any token is hashed. Applies
+# even when OPENQUEUE_RATE_LIMIT_ENABLED is off; this setting alone turns it off.
+OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED = env_bool("OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED", True)
+OPENQUEUE_AUTH_FAILURE_LIMIT = env_rate("OPENQUEUE_AUTH_FAILURE_LIMIT", (1, 20))
+# How long an Idempotency-Key keeps returning the job it created (24 h).
+OPENQUEUE_IDEMPOTENCY_WINDOW_SECONDS = env_int(
+    "OPENQUEUE_IDEMPOTENCY_WINDOW_SECONDS", 86400, minimum=1
+)
 
 # --- Maintenance (manage.py run_maintenance) -------------------------------------------
 # Days a finished job is kept, per status (the original's defaults); 0 keeps

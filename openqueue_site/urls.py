@@ -23,6 +23,14 @@ urlpatterns = [
     path("jobs/<str:job_id>/nack", views.NackView.as_view(), name="job-nack"),
     path("jobs/<str:job_id>/heartbeat", views.HeartbeatView.as_view(), name="job-heartbeat"),
     path("queues/<str:queue_name>/lease", views.LeaseView.as_view(), name="queue-lease"),
+    # The batch API (issue 5): paths no contract route can match.
+    path(
+        "queues/<str:queue_name>/lease/batch",
+        views.BatchLeaseView.as_view(),
+        name="queue-lease-batch",
+    ),
+    path("leases/ack", views.BatchAckView.as_view(), name="leases-ack"),
+    path("leases/nack", views.BatchNackView.as_view(), name="leases-nack"),
     path("dashboard/queues", views.QueueStatsView.as_view(), name="queue-stats"),
     path("admin/provision", ProvisionView.as_view(), name="provision"),
     path("health", views.HealthView.as_view(), name="health"),

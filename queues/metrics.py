@@ -67,6 +67,11 @@ LEASED = Counter("openqueue_jobs_leased_total", "Leases that returned a job.", [
 LEASE_EMPTY = Counter(
     "openqueue_jobs_lease_empty_total", "Leases that found no due job.", ["queue_name"]
 )
+LEASE_WAITS = Counter(
+    "openqueue_lease_waits_total",
+    "Long-poll leases (wait_seconds > 0) that found no job and started waiting.",
+    ["queue_name"],
+)
 ACKED = Counter("openqueue_jobs_acked_total", "Jobs completed by ack.", ["queue_name"])
 NACKED = Counter(
     "openqueue_jobs_nacked_total",
@@ -146,6 +151,11 @@ def record_leased(
 
 def record_lease_empty(queue_name: str) -> None:
     LEASE_EMPTY.labels(_queue(queue_name)).inc()
+
+
+def record_lease_wait(queue_name: str) -> None:
+    """A long-poll lease found no job and started waiting (queues/notify.py)."""
+    LEASE_WAITS.labels(_queue(queue_name)).inc()
 
 
 def record_acked(

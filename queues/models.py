@@ -138,6 +138,10 @@ class Job(models.Model):
     dead_at = models.DateTimeField(null=True, blank=True)
     dead_reason = models.CharField(max_length=32, choices=DeadReason.choices, null=True, blank=True)
     lease_lost_count = models.IntegerField(default=0, db_default=0)
+    # Idempotent enqueue (services.enqueue_jobs_idempotent): the client's key
+    # and when it stops deduplicating. NULL for jobs enqueued without a key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    idempotency_expires_at = models.DateTimeField(null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
@@ -155,6 +159,14 @@ class Job(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(lease_lost_count__gte=0), name="jobs_lease_lost_count_non_negative"
+            ),
+            # One live job per (tenant, idempotency key): the database, not a
+            # check-then-insert, decides which of two concurrent requests wins.
+            # Partial, so jobs without a key cost nothing here.
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="jobs_owner_idempotency_key_uniq",
             ),
         ]
         indexes = [

@@ -92,13 +92,42 @@ def _batch_size(value: Any) -> Any:
     return value
 
 
+# Idempotency keys: 1..255 printable ASCII characters (space included).
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")]
+
+
+class IdempotencyHeader(BaseModel):
+    """The ``Idempotency-Key`` header of ``POST /jobs`` (422 loc ["header", "idempotency-key"])."""
+
+    idempotency_key: Annotated[IdempotencyKey | None, Field(alias="idempotency-key")] = None
+
+
+class BatchEnqueueItem(EnqueueRequest):
+    idempotency_key: Annotated[
+        IdempotencyKey | None,
+        Field(description="Like the Idempotency-Key header of POST /jobs, per job."),
+    ] = None
+
+
 class BatchEnqueueRequest(BaseModel):
-    jobs: Annotated[list[EnqueueRequest], BeforeValidator(_batch_size)]
+    jobs: Annotated[list[BatchEnqueueItem], BeforeValidator(_batch_size)]
+
+
+WaitSeconds = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=20,
+        description="Long-poll: wait up to this many seconds for a job when none is due "
+        "(0: answer at once).",
+    ),
+]
 
 
 class LeaseRequest(BaseModel):
     worker_id: NoNulStr
     lease_seconds: LeaseSeconds = 30
+    wait_seconds: WaitSeconds = 0
 
 
 class AckRequest(BaseModel):
@@ -110,6 +139,46 @@ class NackRequest(BaseModel):
     lease_token: str
     error: NoNulStr
     retry: bool = True
+
+
+def _lease_batch_size(value: Any) -> Any:
+    limit = settings.OPENQUEUE_MAX_LEASE_BATCH
+    if isinstance(value, int) and value > limit:
+        raise ValueError(f"max_jobs must be at most {limit} (OPENQUEUE_MAX_LEASE_BATCH)")
+    return value
+
+
+def _items_size(value: Any) -> Any:
+    # Checked before the items are validated, so a huge batch fails fast.
+    limit = settings.OPENQUEUE_MAX_BATCH_SIZE
+    if isinstance(value, list) and len(value) > limit:
+        raise ValueError(
+            f"a batch holds at most {limit} items (OPENQUEUE_MAX_BATCH_SIZE), got {len(value)}"
+        )
+    return value
+
+
+class BatchLeaseRequest(BaseModel):
+    worker_id: NoNulStr
+    lease_seconds: LeaseSeconds = 30
+    max_jobs: Annotated[int, Field(ge=1), AfterValidator(_lease_batch_size)] = 10
+    wait_seconds: WaitSeconds = 0
+
+
+class AckItemRequest(AckRequest):
+    job_id: uuid.UUID
+
+
+class NackItemRequest(NackRequest):
+    job_id: uuid.UUID
+
+
+class BatchAckRequest(BaseModel):
+    items: Annotated[list[AckItemRequest], BeforeValidator(_items_size)]
+
+
+class BatchNackRequest(BaseModel):
+    items: Annotated[list[NackItemRequest], BeforeValidator(_items_size)]
 
 
 class HeartbeatRequest(BaseModel):
@@ -222,6 +291,35 @@ class LeaseOut(BaseModel):
     lease_expires_at: datetime
 
 
+class BatchLeaseOut(BaseModel):
+    leases: list[LeaseOut]
+
+
+class ItemErrorOut(BaseModel):
+    status: Annotated[int, Field(examples=[409])]
+    detail: Any
+
+
+class BatchItemOut(BaseModel):
+    job_id: uuid.UUID
+    status: Annotated[str | None, Field(examples=["completed"])] = None
+    error: ItemErrorOut | None = None
+
+
+class BatchItemsOut(BaseModel):
+    results: list[BatchItemOut]
+
+
+class LeaseOrNullOut(RootModel[LeaseOut | None]):
+    """The lease route's 200 body: a lease, or the JSON ``null`` when no job is due."""
+
+
+class StatusOut(BaseModel):
+    """``/health`` and ``/ready``."""
+
+    status: Annotated[str, Field(examples=["ok"])]
+
+
 class QueueStatsOut(BaseModel):
     queue_name: str
     pending: int
@@ -245,4 +343,18 @@ class ProvisionOut(BaseModel):
 
 
 class DetailOut(BaseModel):
-    detail: Any
+    detail: str
+
+
+class ValidationErrorItem(BaseModel):
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: Any
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrorOut(BaseModel):
+    """422: every error of the request at once, pydantic style (contract Part B §1)."""
+
+    detail: list[ValidationErrorItem]

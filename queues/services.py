@@ -39,13 +39,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.conf import settings
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import (
+    BooleanField,
+    Case,
+    F,
+    Func,
+    JSONField,
+    Q,
+    QuerySet,
+    TextField,
+    UUIDField,
+    Value,
+    When,
+)
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from queues import metrics
+from queues import metrics, notify
 from queues.models import FINISHED_STATUSES, DeadReason, Job, JobStatus
 
 MAX_BACKOFF_SECONDS = 300
@@ -105,8 +119,97 @@ def enqueue_jobs(*, owner: User, jobs: list[NewJob], now: datetime | None = None
     ]
     with transaction.atomic():
         Job.objects.bulk_create(rows)
+        # Wakes long-poll leases when this transaction commits (queues/notify.py).
+        notify.notify_jobs(owner.pk, [job.queue_name for job in rows])
     metrics.record_enqueued(job.queue_name for job in rows)
     return rows
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job: Job
+    # False when an earlier request with the same idempotency key created it.
+    created: bool
+
+
+def enqueue_jobs_idempotent(
+    *,
+    owner: User,
+    jobs: list[NewJob],
+    keys: list[str | None],
+    now: datetime | None = None,
+) -> list[Enqueued]:
+    """Like ``enqueue_jobs``, but a job whose key ``owner`` already used returns that job.
+
+    ``keys[i]`` is the idempotency key of ``jobs[i]`` (None: always create). A
+    key deduplicates for OPENQUEUE_IDEMPOTENCY_WINDOW_SECONDS after the job
+    that first used it was enqueued; after that the key is free again.
+
+    Concurrency: the partial unique index (owner, idempotency_key) decides.
+    Each keyed insert runs in a savepoint; the loser of a race gets an
+    IntegrityError (on PostgreSQL only once the winner has committed) and
+    returns the winner's row. ``bulk_create(ignore_conflicts=True)`` cannot
+    tell which rows it skipped, so it is not used. All or nothing, like
+    ``enqueue_jobs``.
+    """
+    now = now or timezone.now()
+    window = timedelta(seconds=settings.OPENQUEUE_IDEMPOTENCY_WINDOW_SECONDS)
+    results: list[Enqueued] = []
+    with transaction.atomic():
+        for new, key in zip(jobs, keys, strict=True):
+            if key is None:
+                row = _new_row(owner, new, now)
+                row.save(force_insert=True)
+                results.append(Enqueued(job=row, created=True))
+            else:
+                results.append(_insert_or_existing(owner, new, key, now, now + window))
+        notify.notify_jobs(owner.pk, [item.job.queue_name for item in results if item.created])
+    metrics.record_enqueued(item.job.queue_name for item in results if item.created)
+    return results
+
+
+def _new_row(owner: User, new: NewJob, now: datetime) -> Job:
+    return Job(
+        owner=owner,
+        queue_name=new.queue_name,
+        payload=new.payload,
+        priority=new.priority,
+        max_retries=new.max_retries,
+        run_at=new.run_at or now,
+        status=JobStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _insert_or_existing(
+    owner: User, new: NewJob, key: str, now: datetime, expires_at: datetime
+) -> Enqueued:
+    # Three rounds cover every interleaving: the conflicting row can vanish
+    # (purged) or expire between our insert and our read; each round either
+    # returns or has removed the obstacle it saw.
+    for _ in range(3):
+        row = _new_row(owner, new, now)
+        row.idempotency_key = key
+        row.idempotency_expires_at = expires_at
+        try:
+            with transaction.atomic():  # a savepoint: the conflict must not abort the batch
+                row.save(force_insert=True)
+        except IntegrityError:
+            pass
+        else:
+            return Enqueued(job=row, created=True)
+        existing = Job.objects.for_owner(owner).filter(idempotency_key=key).first()
+        if existing is None:
+            continue
+        if existing.idempotency_expires_at is not None and existing.idempotency_expires_at > now:
+            return Enqueued(job=existing, created=False)
+        # The window is over: release the old job's key (the job itself stays)
+        # in this same transaction, then insert again.
+        Job.objects.filter(pk=existing.pk, idempotency_key=key).update(
+            idempotency_key=None, idempotency_expires_at=None
+        )
+    raise IntegrityError(f"could not enqueue with idempotency key {key!r}")
 
 
 def lease_job(
@@ -127,6 +230,40 @@ def lease_job(
     candidate is tried.
     """
     now = now or timezone.now()
+    take = _lease_one_statement if connection.vendor == "postgresql" else _lease_one_orm
+    lease, buried = take(
+        owner=owner,
+        queue_name=queue_name,
+        worker_id=worker_id,
+        lease_seconds=lease_seconds,
+        now=now,
+    )
+    # Recorded once the transaction is over, so a rolled-back lease is not counted.
+    for dead in buried:
+        metrics.record_dead(
+            job_id=dead.id,
+            queue_name=dead.queue_name,
+            reason=DeadReason.LEASE_EXPIRED,
+            started_at=dead.started_at,
+            now=now,
+        )
+    if lease is None:
+        metrics.record_lease_empty(queue_name)
+    else:
+        metrics.record_leased(
+            job_id=lease.job.id,
+            queue_name=lease.job.queue_name,
+            recovered=lease.recovered,
+            lease_lost_count=lease.job.lease_lost_count,
+            lease_expires_at=lease.lease_expires_at,
+        )
+    return lease
+
+
+def _lease_one_orm(
+    *, owner: User, queue_name: str, worker_id: str, lease_seconds: int, now: datetime
+) -> tuple[Lease | None, list[Job]]:
+    """``lease_job`` with the ORM, in one short transaction (SQLite; any database)."""
     queue = Job.objects.for_owner(owner).in_queue(queue_name)
     # Two probes, each served in order by its own partial index, instead of
     # one OR query that PostgreSQL answers by sorting the whole backlog. The
@@ -175,26 +312,78 @@ def lease_job(
                 recovered=recovered,
             )
             break
-    # Recorded once the transaction is over, so a rolled-back lease is not counted.
-    for dead in buried:
-        metrics.record_dead(
-            job_id=dead.id,
-            queue_name=dead.queue_name,
-            reason=DeadReason.LEASE_EXPIRED,
-            started_at=dead.started_at,
-            now=now,
-        )
-    if lease is None:
-        metrics.record_lease_empty(queue_name)
-    else:
-        metrics.record_leased(
-            job_id=lease.job.id,
-            queue_name=lease.job.queue_name,
-            recovered=lease.recovered,
-            lease_lost_count=lease.job.lease_lost_count,
-            lease_expires_at=lease.lease_expires_at,
-        )
-    return lease
+    return lease, buried
+
+
+# One statement on PostgreSQL: both probes, the choice between them, the lease
+# (or, for a poison job, the burial) and RETURNING, in one round trip and in
+# autocommit, instead of BEGIN, two SELECTs, an UPDATE and COMMIT. Each probe
+# is served in order by its partial index, like the ORM path; SKIP LOCKED
+# skips rows other leasers hold, and the row not chosen is unlocked when the
+# statement ends.
+_LEASE_ONE_SQL = """
+WITH due AS (
+    SELECT id, priority, created_at, status, lease_lost_count, max_retries FROM jobs
+    WHERE user_id = %(owner)s AND queue_name = %(queue)s
+      AND status = 'pending' AND run_at <= %(now)s
+    ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+), expired AS (
+    SELECT id, priority, created_at, status, lease_lost_count, max_retries FROM jobs
+    WHERE user_id = %(owner)s AND queue_name = %(queue)s
+      AND status = 'processing' AND locked_until < %(now)s
+    ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+), pick AS (
+    -- FOR UPDATE is not allowed in a UNION, so each probe is its own CTE.
+    SELECT id, status = 'processing' AS recovered,
+           status = 'processing' AND lease_lost_count >= max_retries AS poison
+    FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS candidates
+    ORDER BY priority DESC, created_at, id LIMIT 1
+)
+UPDATE jobs SET
+    status = CASE WHEN pick.poison THEN 'dead' ELSE 'processing' END,
+    lease_token = CASE WHEN pick.poison THEN NULL ELSE %(token)s::uuid END,
+    locked_by = CASE WHEN pick.poison THEN NULL ELSE %(worker)s END,
+    locked_until = CASE WHEN pick.poison THEN NULL ELSE %(until)s END,
+    started_at = COALESCE(jobs.started_at, %(now)s),
+    updated_at = %(now)s,
+    lease_lost_count = jobs.lease_lost_count + CASE WHEN pick.recovered THEN 1 ELSE 0 END,
+    dead_reason = CASE WHEN pick.poison THEN %(dead_reason)s ELSE jobs.dead_reason END,
+    dead_at = CASE WHEN pick.poison THEN %(now)s ELSE jobs.dead_at END,
+    finished_at = CASE WHEN pick.poison THEN %(now)s ELSE jobs.finished_at END,
+    error_text = CASE WHEN pick.poison
+        THEN COALESCE(jobs.error_text, 'lease_expired') ELSE jobs.error_text END
+FROM pick
+WHERE jobs.id = pick.id
+RETURNING jobs.*, pick.recovered
+"""
+
+
+def _lease_one_statement(
+    *, owner: User, queue_name: str, worker_id: str, lease_seconds: int, now: datetime
+) -> tuple[Lease | None, list[Job]]:
+    """``lease_job`` on PostgreSQL: one statement per candidate (poison jobs cost one more)."""
+    buried: list[Job] = []
+    until = now + timedelta(seconds=lease_seconds)
+    while True:
+        params = {
+            "owner": owner.pk,
+            "queue": queue_name,
+            "now": now,
+            "until": until,
+            "token": str(uuid.uuid4()),
+            "worker": worker_id,
+            "dead_reason": DeadReason.LEASE_EXPIRED.value,
+        }
+        rows = list(Job.objects.raw(_LEASE_ONE_SQL, params))
+        if not rows:
+            return None, buried
+        (job,) = rows
+        if job.status == JobStatus.DEAD:
+            buried.append(job)
+            continue
+        return Lease(
+            job=job, lease_token=job.lease_token, lease_expires_at=until, recovered=job.recovered
+        ), buried
 
 
 def _bury(job: Job, *, reason: str, now: datetime) -> None:
@@ -306,6 +495,26 @@ def nack_job(
     returned status says which one it took.
     """
     now = now or timezone.now()
+    rows = _leased(owner, job_id, lease_token).update_returning(
+        _REPORTED, **_nack_values(retry=retry, error=error, now=now)
+    )
+    done = _one(rows, LeaseMismatch)
+    if done.status == JobStatus.PENDING:
+        # A waiting lease then sleeps until the backoff ends (its new run_at).
+        notify.notify_jobs(owner.pk, [done.queue_name])
+    metrics.record_nacked(
+        job_id=done.job_id,
+        queue_name=done.queue_name,
+        dead=done.status == JobStatus.DEAD,
+        dead_reason=done.dead_reason,
+        started_at=done.started_at,
+        now=now,
+    )
+    return done
+
+
+def _nack_values(*, retry: bool, error: Any, now: datetime) -> dict[str, Any]:
+    """The UPDATE values of a nack (shared by nack_job and nack_jobs)."""
     retries_left = Q(retry_count__lt=F("max_retries"))
 
     def if_requeued(then: Any, otherwise: Any) -> Any:
@@ -318,8 +527,7 @@ def nack_job(
         ),
         default=Value(now + timedelta(seconds=MAX_BACKOFF_SECONDS)),
     )
-    rows = _leased(owner, job_id, lease_token).update_returning(
-        _REPORTED,
+    return dict(
         status=if_requeued(Value(JobStatus.PENDING), Value(JobStatus.DEAD)),
         retry_count=if_requeued(F("retry_count") + 1, F("retry_count")),
         run_at=if_requeued(delay, F("run_at")),
@@ -338,16 +546,6 @@ def nack_job(
         locked_by=None,
         lease_token=None,
     )
-    done = _one(rows, LeaseMismatch)
-    metrics.record_nacked(
-        job_id=done.job_id,
-        queue_name=done.queue_name,
-        dead=done.status == JobStatus.DEAD,
-        dead_reason=done.dead_reason,
-        started_at=done.started_at,
-        now=now,
-    )
-    return done
 
 
 def heartbeat_job(
@@ -385,6 +583,296 @@ def get_job(*, owner: User, job_id: uuid.UUID) -> Job:
         return Job.objects.for_owner(owner).get(pk=job_id)
     except Job.DoesNotExist:
         raise JobNotFound() from None
+
+
+# --- Batches (POST /queues/{queue}/lease/batch, /leases/ack, /leases/nack) -----------
+
+
+def lease_jobs(
+    *,
+    owner: User,
+    queue_name: str,
+    worker_id: str,
+    lease_seconds: int,
+    max_jobs: int,
+    now: datetime | None = None,
+) -> list[Lease]:
+    """Lease up to ``max_jobs`` due jobs of ``queue_name`` in one transaction, in lease order.
+
+    The same rules as ``lease_job``: pending and expired-lease candidates
+    compete in one order, poison jobs go to the DLQ and do not count, rows
+    another leaser holds are skipped. Each probe fetches at most the number
+    still needed; a round that buried poison jobs probes again for the gap.
+    """
+    now = now or timezone.now()
+    queue = Job.objects.for_owner(owner).in_queue(queue_name)
+    probes = [queue.due(now), queue.lease_expired(now)]
+    buried: list[Job] = []
+    leased: list[Job] = []
+    recovered_ids: set[uuid.UUID] = set()
+    locked_until = now + timedelta(seconds=lease_seconds)
+    with transaction.atomic():
+        while (need := max_jobs - len(leased)) > 0:
+            # Rows taken in an earlier round are written at the end, so they
+            # still look leasable: leave them out.
+            taken = [job.id for job in leased]
+            found = [
+                job
+                for probe in probes
+                for job in probe.exclude(pk__in=taken)
+                .in_lease_order()
+                .select_for_update(skip_locked=True)[:need]
+            ]
+            if not found:
+                break
+            found.sort(key=lambda j: (-j.priority, j.created_at, j.id))
+            poisoned = False
+            for job in found[:need]:
+                recovered = job.status == JobStatus.PROCESSING
+                if recovered and job.lease_lost_count >= job.max_retries:
+                    _bury(job, reason=DeadReason.LEASE_EXPIRED, now=now)
+                    buried.append(job)
+                    poisoned = True
+                    continue
+                if recovered:
+                    recovered_ids.add(job.id)
+                leased.append(job)
+            # Without a burial every candidate was taken: fewer than needed
+            # means the queue has no more, and a full round means we are done.
+            if not poisoned:
+                break
+        if leased:
+            # One plain UPDATE for the whole batch; the database makes each
+            # row's token. (bulk_update's CASE per row and column cost 1 ms
+            # per job to compile: docs/benchmarks.md, "Fast path".)
+            rows = Job.objects.filter(pk__in=[job.id for job in leased]).update_returning(
+                ["id", "lease_token", "lease_lost_count", "started_at"],
+                status=JobStatus.PROCESSING,
+                lease_token=RandomUUID(),
+                locked_by=worker_id,
+                locked_until=locked_until,
+                started_at=Coalesce(F("started_at"), Value(now)),
+                updated_at=now,
+                lease_lost_count=F("lease_lost_count")
+                + Case(When(status=JobStatus.PROCESSING, then=Value(1)), default=Value(0)),
+            )
+            written = {row["id"]: row for row in rows}
+            for job in leased:
+                job.status = JobStatus.PROCESSING
+                job.lease_token = written[job.id]["lease_token"]
+                job.lease_lost_count = written[job.id]["lease_lost_count"]
+                job.started_at = written[job.id]["started_at"]
+                job.locked_by, job.locked_until, job.updated_at = worker_id, locked_until, now
+    for dead in buried:
+        metrics.record_dead(
+            job_id=dead.id,
+            queue_name=dead.queue_name,
+            reason=DeadReason.LEASE_EXPIRED,
+            started_at=dead.started_at,
+            now=now,
+        )
+    if not leased:
+        metrics.record_lease_empty(queue_name)
+    leases = [
+        Lease(
+            job=job,
+            lease_token=job.lease_token,
+            lease_expires_at=locked_until,
+            recovered=job.id in recovered_ids,
+        )
+        for job in leased
+    ]
+    for lease in leases:
+        metrics.record_leased(
+            job_id=lease.job.id,
+            queue_name=lease.job.queue_name,
+            recovered=lease.recovered,
+            lease_lost_count=lease.job.lease_lost_count,
+            lease_expires_at=lease.lease_expires_at,
+        )
+    return leases
+
+
+class RandomUUID(Func):
+    """A fresh random UUID (version 4) per row, made by the database."""
+
+    output_field = UUIDField()
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return "gen_random_uuid()", []  # PostgreSQL 13+
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        # 32 hex digits (UUIDField's SQLite storage) with the version 4 and
+        # RFC 4122 variant bits set. %% because the statement is %-formatted.
+        return (
+            "lower(hex(randomblob(4)) || hex(randomblob(2)) || '4'"
+            " || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + (abs(random()) %% 4), 1)"
+            " || substr(hex(randomblob(2)), 2) || hex(randomblob(6)))",
+            [],
+        )
+
+
+@dataclass(frozen=True)
+class AckItem:
+    job_id: uuid.UUID
+    lease_token: str
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NackItem:
+    job_id: uuid.UUID
+    lease_token: str
+    error: str
+    retry: bool = True
+
+
+def _batch_guard(owner: User, items: list[Any]) -> tuple[QuerySet[Job] | None, list[int]]:
+    """The guard of ack, nack and heartbeat for many (job, token) pairs at once.
+
+    Returns the guarded queryset (None when no item can match) and the
+    indexes of the items it covers. Items with a token that is not
+    UUID-shaped, or repeating a job id seen earlier in the request, can
+    never match and are left out: they fail with 409 like a stale token.
+    """
+    covered: list[int] = []
+    params: list[Any] = []
+    seen: set[uuid.UUID] = set()
+    id_field, token_field = Job._meta.pk, Job._meta.get_field("lease_token")
+    db = connections[Job.objects.db]
+    for index, item in enumerate(items):
+        try:
+            token = uuid.UUID(item.lease_token)
+        except (ValueError, TypeError, AttributeError):
+            continue
+        if item.job_id in seen:
+            continue
+        seen.add(item.job_id)
+        params += [
+            id_field.get_db_prep_value(item.job_id, db),
+            token_field.get_db_prep_value(token, db),
+        ]
+        covered.append(index)
+    if not covered:
+        return None, []
+    # A row-value IN (PostgreSQL; SQLite >= 3.15) instead of an OR of
+    # (id AND token) Q objects, which cost more to build and compile than the
+    # UPDATE took to run (docs/benchmarks.md, "Fast path").
+    # Only column names are interpolated; every value is a bound parameter.
+    table = db.ops.quote_name(Job._meta.db_table)
+    columns = ", ".join(f"{table}.{db.ops.quote_name(f.column)}" for f in (id_field, token_field))
+    pairs = RawSQL(  # noqa: S611
+        f"({columns}) IN ({', '.join(['(%s, %s)'] * len(covered))})",
+        params,
+        output_field=BooleanField(),
+    )
+    return Job.objects.for_owner(owner).filter(pairs, status=JobStatus.PROCESSING), covered
+
+
+def _by_id(rows: list[dict[str, Any]]) -> dict[uuid.UUID, Finished]:
+    return {
+        row["id"]: Finished(
+            job_id=row["id"],
+            queue_name=row["queue_name"],
+            status=row["status"],
+            started_at=row["started_at"],
+            dead_reason=row["dead_reason"],
+        )
+        for row in rows
+    }
+
+
+def _per_item(items: list[Any], covered: list[int], done: dict[uuid.UUID, Finished]) -> list:
+    outcomes: list[Finished | None] = [None] * len(items)
+    for index in covered:
+        outcomes[index] = done.get(items[index].job_id)
+    return outcomes
+
+
+def ack_jobs(
+    *, owner: User, items: list[AckItem], now: datetime | None = None
+) -> list[Finished | None]:
+    """Complete many leased jobs in one guarded UPDATE; one outcome per item, in order.
+
+    An outcome is None where ``ack_job`` would raise LeaseMismatch (unknown
+    job, another tenant's, not processing, stale or malformed token). The
+    others are unaffected: each row is matched by its own (id, token) pair.
+    """
+    now = now or timezone.now()
+    guarded, covered = _batch_guard(owner, items)
+    if guarded is None:
+        return [None] * len(items)
+    with_result = [
+        When(pk=items[i].job_id, then=Value(items[i].result, output_field=JSONField()))
+        for i in covered
+        if items[i].result is not None
+    ]
+    result: Any = (
+        Case(*with_result, default=Value(None, output_field=JSONField())) if with_result else None
+    )
+    rows = guarded.update_returning(
+        _REPORTED,
+        status=JobStatus.COMPLETED,
+        result=result,
+        error_text=None,
+        updated_at=now,
+        finished_at=now,
+        locked_until=None,
+        locked_by=None,
+        lease_token=None,
+    )
+    done = _by_id(rows)
+    for finished in done.values():
+        metrics.record_acked(
+            job_id=finished.job_id,
+            queue_name=finished.queue_name,
+            started_at=finished.started_at,
+            now=now,
+        )
+    return _per_item(items, covered, done)
+
+
+def nack_jobs(
+    *, owner: User, items: list[NackItem], now: datetime | None = None
+) -> list[Finished | None]:
+    """Fail many leased jobs with ``nack_job``'s rules; one outcome per item, in order.
+
+    One guarded UPDATE per value of ``retry`` in the request (at most two),
+    the error texts chosen per row by id. None marks an item ``nack_job``
+    would refuse with LeaseMismatch.
+    """
+    now = now or timezone.now()
+    outcomes: list[Finished | None] = [None] * len(items)
+    guarded, covered = _batch_guard(owner, items)
+    if guarded is None:
+        return outcomes
+    done: dict[uuid.UUID, Finished] = {}
+    for retry in (True, False):
+        group = [i for i in covered if items[i].retry is retry]
+        if not group:
+            continue
+        error = Case(
+            *(When(pk=items[i].job_id, then=Value(items[i].error)) for i in group),
+            output_field=TextField(),
+        )
+        ids = [items[i].job_id for i in group]
+        rows = guarded.filter(pk__in=ids).update_returning(
+            _REPORTED, **_nack_values(retry=retry, error=error, now=now)
+        )
+        done.update(_by_id(rows))
+    notify.notify_jobs(
+        owner.pk, [f.queue_name for f in done.values() if f.status == JobStatus.PENDING]
+    )
+    for finished in done.values():
+        metrics.record_nacked(
+            job_id=finished.job_id,
+            queue_name=finished.queue_name,
+            dead=finished.status == JobStatus.DEAD,
+            dead_reason=finished.dead_reason,
+            started_at=finished.started_at,
+            now=now,
+        )
+    return _per_item(items, covered, done)
 
 
 # --- Operators (admin, console) ---------------------------------------------------
@@ -455,10 +943,16 @@ def requeue_jobs(
         values["retry_count"] = 0
     return _in_batches(
         jobs.filter(status__in=REQUEUEABLE),
-        lambda page: page.filter(status__in=REQUEUEABLE).update(**values),
+        lambda page: _requeue_page(page, values),
         batch_size=batch_size,
         progress=progress,
     )
+
+
+def _requeue_page(page: QuerySet[Job], values: dict[str, Any]) -> int:
+    rows = page.filter(status__in=REQUEUEABLE).update_returning(["owner", "queue_name"], **values)
+    notify.notify_rows(rows)  # inside the batch's transaction: delivered on commit
+    return len(rows)
 
 
 def cancel_jobs(
@@ -582,7 +1076,7 @@ def reap_expired_leases(
             lost = F("lease_lost_count") + 1
             # RETURNING gives the queue names and start times for metrics
             # and job logs without a second query.
-            reported = ["id", "queue_name", "started_at"]
+            reported = ["id", "owner", "queue_name", "started_at"]
             back: list[dict[str, Any]] = []
             dead: list[dict[str, Any]] = []
             if healthy:
@@ -596,6 +1090,7 @@ def reap_expired_leases(
                     **cleared,
                 )
                 requeued += len(back)
+                notify.notify_rows(back)
             if poison:
                 dead = Job.objects.filter(
                     pk__in=poison, status=JobStatus.PROCESSING

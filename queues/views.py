@@ -8,6 +8,7 @@ validation (422), then the service (404/409/413).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -21,37 +22,52 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from openqueue_site.api import MISSING, PayloadTooLarge, parse_json_body, validate_all
-from queues import services
+from queues import notify, services
 from queues.models import Job, JobStatus
 from queues.serializers import (
     AckRequest,
+    BatchAckRequest,
     BatchEnqueueOut,
     BatchEnqueueRequest,
+    BatchItemsOut,
+    BatchLeaseOut,
+    BatchLeaseRequest,
+    BatchNackRequest,
     DetailOut,
     EnqueueOut,
     EnqueueRequest,
     HeartbeatRequest,
+    IdempotencyHeader,
     JobListOut,
     JobOut,
     JobPath,
     JobStatusOut,
-    LeaseOut,
+    LeaseOrNullOut,
     LeaseRequest,
     ListJobsQuery,
     NackRequest,
     QueuePath,
     QueueStatsListOut,
+    StatusOut,
+    ValidationErrorOut,
     iso,
     job_to_dict,
     json_size,
 )
 
+# Every status any authenticated route can answer besides its own (404/409/...):
+# the schema fuzzer (openqueue_site/tests/test_schema_fuzz.py) holds us to it.
 ERRORS = {
     401: OpenApiResponse(DetailOut, description="Missing, unknown or revoked token"),
     403: OpenApiResponse(DetailOut, description="The token's user is inactive"),
-    422: OpenApiResponse(DetailOut, description="Validation error (a list of errors)"),
+    405: OpenApiResponse(DetailOut, description="Method Not Allowed"),
+    413: OpenApiResponse(DetailOut, description="Request body over OPENQUEUE_MAX_REQUEST_BYTES"),
+    422: OpenApiResponse(ValidationErrorOut, description="Validation error (a list of errors)"),
+    429: OpenApiResponse(
+        DetailOut, description="Rate limit exceeded, or too many failed authentications"
+    ),
 }
-LIMITED = {**ERRORS, 429: OpenApiResponse(DetailOut, description="Rate limit exceeded")}
+LIMITED = ERRORS
 
 
 class ApiView(APIView):
@@ -128,12 +144,45 @@ class JobsView(ApiView):
     @extend_schema(
         operation_id="enqueue",
         request=EnqueueRequest,
-        responses={201: EnqueueOut, 413: DetailOut, **LIMITED},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="1..255 printable ASCII characters. A repeat within "
+                "OPENQUEUE_IDEMPOTENCY_WINDOW_SECONDS returns the existing job (200).",
+            )
+        ],
+        responses={
+            201: EnqueueOut,
+            200: OpenApiResponse(EnqueueOut, description="The job an earlier request created"),
+            413: DetailOut,
+            **LIMITED,
+        },
     )
     def post(self, request: Request) -> Response:
+        key = request.META.get("HTTP_IDEMPOTENCY_KEY")
+        if key is not None:
+            return self._post_idempotent(request, key)
         (body,) = validate_all((EnqueueRequest, self.body, "body"))
         (job,) = services.enqueue_jobs(owner=request.user, jobs=[_new_job(body, "Job payload")])
         return Response({"job_id": str(job.id), "status": "queued"}, status=201)
+
+    def _post_idempotent(self, request: Request, key: str) -> Response:
+        # Apart from the plain path so that one pays nothing for the feature.
+        header, body = validate_all(
+            (IdempotencyHeader, {"idempotency-key": key}, "header"),
+            (EnqueueRequest, self.body, "body"),
+        )
+        (result,) = services.enqueue_jobs_idempotent(
+            owner=request.user,
+            jobs=[_new_job(body, "Job payload")],
+            keys=[header.idempotency_key],
+        )
+        return Response(
+            {"job_id": str(result.job.id), "status": "queued"},
+            status=201 if result.created else 200,
+        )
 
 
 class BatchView(ApiView):
@@ -145,12 +194,29 @@ class BatchView(ApiView):
     @extend_schema(
         operation_id="enqueue_batch",
         request=BatchEnqueueRequest,
-        responses={201: BatchEnqueueOut, 413: DetailOut, **LIMITED},
-        description="All jobs are created or none (at most OPENQUEUE_MAX_BATCH_SIZE).",
+        responses={
+            201: BatchEnqueueOut,
+            200: OpenApiResponse(
+                BatchEnqueueOut, description="Every item's idempotency key matched an existing job"
+            ),
+            413: DetailOut,
+            **LIMITED,
+        },
+        description="All jobs are created or none (at most OPENQUEUE_MAX_BATCH_SIZE). "
+        "An item whose idempotency_key matches a job enqueued within the window returns "
+        "that job's id instead of a new one; 201 if any job was created, else 200.",
     )
     def post(self, request: Request) -> Response:
         (body,) = validate_all((BatchEnqueueRequest, self.body, "body"))
         new_jobs = [_new_job(item, f"Payload of jobs[{i}]") for i, item in enumerate(body.jobs)]
+        keys = [item.idempotency_key for item in body.jobs]
+        if any(key is not None for key in keys):
+            results = services.enqueue_jobs_idempotent(owner=request.user, jobs=new_jobs, keys=keys)
+            created = any(result.created for result in results)
+            return Response(
+                {"job_ids": [str(r.job.id) for r in results], "count": len(results)},
+                status=201 if created else 200,
+            )
         jobs = services.enqueue_jobs(owner=request.user, jobs=new_jobs)
         return Response({"job_ids": [str(job.id) for job in jobs], "count": len(jobs)}, status=201)
 
@@ -205,18 +271,25 @@ class LeaseView(ApiView):
     @extend_schema(
         operation_id="lease",
         request=LeaseRequest,
-        responses={200: OpenApiResponse(LeaseOut, description="A lease, or null"), **LIMITED},
-        description="Lease the next due job of the queue. No job: 200 with the body null.",
+        responses={200: OpenApiResponse(LeaseOrNullOut, description="A lease, or null"), **LIMITED},
+        description="Lease the next due job of the queue. No job: 200 with the body null. "
+        "With wait_seconds, wait up to that long for a job first (long-poll).",
     )
     def post(self, request: Request, queue_name: str) -> Response | HttpResponse:
         path, body = validate_all(
             (QueuePath, {"queue_name": queue_name}, "path"), (LeaseRequest, self.body, "body")
         )
-        lease = services.lease_job(
-            owner=request.user,
+        lease = notify.wait_for(
+            owner_id=request.user.pk,
             queue_name=path.queue_name,
-            worker_id=body.worker_id,
-            lease_seconds=body.lease_seconds,
+            wait_seconds=body.wait_seconds,
+            attempt=partial(
+                services.lease_job,
+                owner=request.user,
+                queue_name=path.queue_name,
+                worker_id=body.worker_id,
+                lease_seconds=body.lease_seconds,
+            ),
         )
         if lease is None:
             return HttpResponse(b"null", content_type="application/json")
@@ -340,14 +413,14 @@ class PublicView(APIView):
 
 
 class HealthView(PublicView):
-    @extend_schema(operation_id="health", responses={200: DetailOut})
+    @extend_schema(operation_id="health", responses={200: StatusOut})
     def get(self, request: Request) -> Response:
         """Liveness: the process answers. Touches no database."""
         return Response({"status": "ok"})
 
 
 class ReadyView(PublicView):
-    @extend_schema(operation_id="ready", responses={200: DetailOut, 503: DetailOut})
+    @extend_schema(operation_id="ready", responses={200: StatusOut, 503: DetailOut})
     def get(self, request: Request) -> Response:
         """Readiness: the database answers ``SELECT 1``; 503 otherwise."""
         try:
@@ -357,3 +430,159 @@ class ReadyView(PublicView):
         except Exception:
             return Response({"detail": "Database not ready"}, status=503)
         return Response({"status": "ready"})
+
+
+# --- Batch API (issue 5): outside every contract route --------------------------------
+
+
+def lease_to_dict(lease: services.Lease) -> dict[str, Any]:
+    """One lease in the shape of POST /queues/{queue}/lease."""
+    return {
+        "job": job_to_dict(lease.job),
+        "lease_token": str(lease.lease_token),
+        "lease_expires_at": iso(lease.lease_expires_at),
+    }
+
+
+class BatchLeaseView(ApiView):
+    """Lease up to max_jobs due jobs of a queue in one call."""
+
+    http_method_names = ["post"]
+    rate_limit_actions = {"POST": "lease"}
+
+    @extend_schema(
+        operation_id="lease_batch",
+        request=BatchLeaseRequest,
+        responses={200: BatchLeaseOut, **LIMITED},
+        description=(
+            "Lease up to max_jobs (1..OPENQUEUE_MAX_LEASE_BATCH, default 10) due jobs in lease "
+            "order, in one transaction. No job due: 200 with an empty list. With wait_seconds, "
+            "wait up to that long for a job first (long-poll)."
+        ),
+    )
+    def post(self, request: Request, queue_name: str) -> Response:
+        path, body = validate_all(
+            (QueuePath, {"queue_name": queue_name}, "path"),
+            (BatchLeaseRequest, self.body, "body"),
+        )
+        leases = notify.wait_for(
+            owner_id=request.user.pk,
+            queue_name=path.queue_name,
+            wait_seconds=body.wait_seconds,
+            attempt=partial(
+                services.lease_jobs,
+                owner=request.user,
+                queue_name=path.queue_name,
+                worker_id=body.worker_id,
+                lease_seconds=body.lease_seconds,
+                max_jobs=body.max_jobs,
+            ),
+        )
+        return Response({"leases": [lease_to_dict(lease) for lease in leases]})
+
+
+MISMATCH = {"status": 409, "detail": "Job not found, not leased, or lease token mismatch"}
+
+
+def _too_large(value: Any, what: str, setting: str) -> dict[str, Any] | None:
+    """The per-item 413 of a value over its limit, or None."""
+    try:
+        _check_payload(value, what, setting)
+    except PayloadTooLarge as exc:
+        return {"status": 413, "detail": str(exc)}
+    return None
+
+
+def _item_results(
+    items: list[Any],
+    refused: dict[int, dict[str, Any]],
+    outcomes: list[services.Finished | None],
+    status: str,
+) -> Response:
+    """``{"results": [...]}`` in request order: ``outcomes`` covers the items not refused."""
+    results = []
+    done = iter(outcomes)
+    for index, item in enumerate(items):
+        error = refused.get(index) or (MISMATCH if next(done) is None else None)
+        entry: dict[str, Any] = {"job_id": str(item.job_id)}
+        if error is None:
+            entry["status"] = status
+        else:
+            entry["error"] = error
+        results.append(entry)
+    return Response({"results": results})
+
+
+class BatchAckView(ApiView):
+    """Complete many leased jobs; one outcome per item."""
+
+    http_method_names = ["post"]
+    rate_limit_actions = {"POST": "ack"}
+
+    @extend_schema(
+        operation_id="ack_batch",
+        request=BatchAckRequest,
+        responses={200: BatchItemsOut, **LIMITED},
+        description=(
+            "Per item: status completed, or an error (409 lease mismatch, 413 result too "
+            "large). One bad item does not fail the others."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        (body,) = validate_all((BatchAckRequest, self.body, "body"))
+        refused: dict[int, dict[str, Any]] = {}
+        for index, item in enumerate(body.items):
+            if item.result is not None and (
+                error := _too_large(
+                    item.result, f"Result of items[{index}]", "OPENQUEUE_MAX_RESULT_PAYLOAD_BYTES"
+                )
+            ):
+                refused[index] = error
+        outcomes = services.ack_jobs(
+            owner=request.user,
+            items=[
+                services.AckItem(job_id=i.job_id, lease_token=i.lease_token, result=i.result)
+                for n, i in enumerate(body.items)
+                if n not in refused
+            ],
+        )
+        return _item_results(body.items, refused, outcomes, "completed")
+
+
+class BatchNackView(ApiView):
+    """Fail many leased jobs (retry after a backoff, or the DLQ); one outcome per item."""
+
+    http_method_names = ["post"]
+    rate_limit_actions = {"POST": "nack"}
+
+    @extend_schema(
+        operation_id="nack_batch",
+        request=BatchNackRequest,
+        responses={200: BatchItemsOut, **LIMITED},
+        description=(
+            "Per item: status failed_or_requeued, or an error (409 lease mismatch, 413 error "
+            "text too large). One bad item does not fail the others."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        (body,) = validate_all((BatchNackRequest, self.body, "body"))
+        limit = settings.OPENQUEUE_MAX_ERROR_TEXT_BYTES
+        refused: dict[int, dict[str, Any]] = {}
+        for index, item in enumerate(body.items):
+            size = len(item.error.encode("utf-8"))
+            if size > limit:
+                detail = PayloadTooLarge(
+                    f"Error text of items[{index}]", "OPENQUEUE_MAX_ERROR_TEXT_BYTES", limit, size
+                )
+                refused[index] = {"status": 413, "detail": str(detail)}
+        outcomes = services.nack_jobs(
+            owner=request.user,
+            items=[
+                services.NackItem(
+                    job_id=i.job_id, lease_token=i.lease_token, error=i.error, retry=i.retry
+                )
+                for n, i in enumerate(body.items)
+                if n not in refused
+            ],
+        )
+        return _item_results(body.items, refused, outcomes, "failed_or_requeued")

@@ -1,0 +1,322 @@
+"""Long-poll leasing: wake waiting lease requests when a job may have become due.
+
+A lease with ``wait_seconds > 0`` that finds no job waits in its request
+thread until one of these happens, then tries to lease again:
+
+- **A notification** (PostgreSQL). Every write that makes a job leasable
+  (enqueue, operator requeue, nack with a retry, reaped lease) runs
+  ``SELECT pg_notify('openqueue_jobs', '<owner_id>:<count>:<queue_name>')`` inside
+  its own transaction (:func:`notify_jobs`, called from queues/services.py),
+  so the notification is delivered on commit and never before the job is
+  visible. One daemon thread per server process (:class:`Hub`) holds its own
+  psycopg connection, outside Django's pool, with ``LISTEN openqueue_jobs``,
+  and wakes ``count`` waiters of that tenant and queue (the longest waiting
+  first; not all of them, which would be a thundering herd). One connection per
+  process, not one per waiting request: waiting requests hold **no**
+  database connection (they close theirs before waiting; with the pool that
+  returns it to the pool).
+- **The next time a job of the queue becomes leasable on its own**: the
+  earliest future ``run_at`` of a pending job (scheduled jobs, a nack's
+  backoff) or ``locked_until`` of a processing one (an expired lease is
+  leasable). Nobody sends a notification when time passes, so the waiter
+  looks this up when it starts waiting and again after every wake-up; a
+  notification for a job due later just moves that time.
+- **The deadline**: the request answers ``null`` (or an empty list), as a
+  lease without a wait does.
+
+Correctness does not depend on notifications: they only decide *when* the
+waiter tries again, and each try is an ordinary ``services.lease_job``
+(row locks, SKIP LOCKED). A spurious wake-up (another waiter won the job)
+simply waits again for the remaining time. No wake-up is lost: a waiter
+subscribes *before* its first lease attempt, so a job committed after that
+attempt notifies it; and whenever the listening connection is (re)established
+every waiter is woken once, because notifications sent while nobody
+listened are gone. While the listener is disconnected, waiters poll every
+``DISCONNECTED_POLL_SECONDS`` instead; it reconnects with a capped backoff.
+
+SQLite has no LISTEN/NOTIFY: waiters poll every ``SQLITE_POLL_SECONDS``,
+closing the connection between polls (an idle SQLite connection holds no
+lock, but this keeps the behaviour the same as on PostgreSQL).
+
+A waiting request still occupies one gunicorn ``gthread`` thread. Threads
+are cheap (no connection, no CPU while waiting), so the default thread
+count is high (gunicorn.conf.py), and at most
+``OPENQUEUE_LEASE_MAX_WAITERS`` requests per process wait at once: above
+that a lease that finds nothing answers at once, as without
+``wait_seconds``, so waiters can never take every thread that producers
+need (docs/operations.md, Serving).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from queues import metrics
+from queues.models import Job, JobStatus
+
+logger = logging.getLogger("openqueue.notify")
+
+CHANNEL = "openqueue_jobs"
+SQLITE_POLL_SECONDS = 0.1
+DISCONNECTED_POLL_SECONDS = 0.5
+# How long one notifies() call blocks: the listener thread checks that its
+# connection is alive at least this often.
+LISTEN_TIMEOUT_SECONDS = 5.0
+RECONNECT_BACKOFF_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+T = TypeVar("T")
+Key = tuple[int, str]
+
+
+def notify_jobs(owner_id: int, queue_names: Iterable[str]) -> None:
+    """Tell waiting leases of ``owner_id`` that jobs of ``queue_names`` may be leasable.
+
+    One name per job: the payload ``<owner_id>:<count>:<queue_name>`` says
+    how many waiters to wake. Call it inside the transaction of the write:
+    PostgreSQL delivers the notification when that transaction commits, and
+    drops it on rollback. Outside a transaction it is sent at once. No-op on
+    SQLite.
+    """
+    if connection.vendor != "postgresql":
+        return
+    counts = Counter(queue_names)
+    payloads = sorted(f"{owner_id}:{count}:{name}" for name, count in counts.items())
+    if not payloads:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+            [CHANNEL, payloads],
+        )
+
+
+def notify_rows(rows: Iterable[dict[str, Any]]) -> None:
+    """:func:`notify_jobs` for rows with ``owner`` and ``queue_name`` (UPDATE ... RETURNING)."""
+    by_owner: dict[int, list[str]] = {}
+    for row in rows:
+        by_owner.setdefault(row["owner"], []).append(row["queue_name"])
+    for owner_id, names in by_owner.items():
+        notify_jobs(owner_id, names)
+
+
+class _Waiter:
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+
+class Hub:
+    """One process's LISTEN connection and the lease requests waiting on it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Per key, the waiters in arrival order (a dict as an ordered set):
+        # the longest-waiting are woken first.
+        self._waiters: dict[Key, dict[_Waiter, None]] = {}
+        self._count = 0
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._stopping = threading.Event()
+        self.listening = threading.Event()
+        # The listening connection's server process id (tests, diagnostics).
+        self.backend_pid: int | None = None
+
+    @contextmanager
+    def subscribe(self, owner_id: int, queue_name: str) -> Iterator[_Waiter | None]:
+        """Register a waiter for (owner, queue); yields None when the process is full."""
+        key = (owner_id, queue_name)
+        waiter = _Waiter()
+        with self._lock:
+            if self._count >= settings.OPENQUEUE_LEASE_MAX_WAITERS:
+                waiter = None
+            else:
+                self._count += 1
+                self._waiters.setdefault(key, {})[waiter] = None
+        if waiter is not None and connection.vendor == "postgresql":
+            self._ensure_listener()
+        try:
+            yield waiter
+        finally:
+            if waiter is not None:
+                with self._lock:
+                    self._count -= 1
+                    waiters = self._waiters.get(key)
+                    if waiters is not None:
+                        waiters.pop(waiter, None)
+                        if not waiters:
+                            del self._waiters[key]
+                # A wake-up this waiter got but will not use (it leased
+                # another job, or its time is up) belongs to the next one.
+                if waiter.event.is_set():
+                    self.wake(key, 1)
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting in this process right now."""
+        return self._count
+
+    def wake(self, key: Key | None = None, count: int | None = None) -> None:
+        """Wake ``count`` waiters of ``key`` (all of them when None), or every waiter.
+
+        Waking only as many as there are new jobs avoids a thundering herd:
+        200 waiters on one queue would otherwise all run a lease query for
+        each enqueued job, and all but one of them would find nothing.
+        Waiters already woken and not yet back to waiting are skipped.
+        """
+        with self._lock:
+            if key is None:
+                targets = [w for waiters in self._waiters.values() for w in waiters]
+            else:
+                targets = [w for w in self._waiters.get(key, ()) if not w.event.is_set()]
+                if count is not None:
+                    targets = targets[:count]
+        for waiter in targets:
+            waiter.event.set()
+
+    # --- the listener thread ---------------------------------------------------------
+
+    def _ensure_listener(self) -> None:
+        pid = os.getpid()
+        with self._lock:
+            # A forked child inherits the parent's state but not its thread.
+            if self._thread is not None and self._pid == pid and self._thread.is_alive():
+                return
+            self._pid = pid
+            self._stopping.clear()
+            self.listening.clear()
+            params = connection.get_connection_params()
+            self._thread = threading.Thread(
+                target=self._run, args=(params,), name="openqueue-listen", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, params: dict[str, Any]) -> None:
+        import psycopg
+
+        # Django's parameters, minus what only its own connection wrapper understands.
+        params = {k: v for k, v in params.items() if k not in ("cursor_factory", "context")}
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.backend_pid = conn.info.backend_pid
+                    failures = 0
+                    # Whatever was sent while nobody listened is lost: let
+                    # every waiter look again (before ``listening`` says we
+                    # hear everything from now on).
+                    self.wake()
+                    self.listening.set()
+                    while not self._stopping.is_set():
+                        for note in conn.notifies(timeout=LISTEN_TIMEOUT_SECONDS):
+                            self._dispatch(note.payload)
+                        # A dead connection raises here rather than hanging.
+                        conn.execute("SELECT 1")
+            except Exception:
+                self.listening.clear()
+                if self._stopping.is_set():
+                    return
+                delay = RECONNECT_BACKOFF_SECONDS[min(failures, len(RECONNECT_BACKOFF_SECONDS) - 1)]
+                failures += 1
+                logger.warning(
+                    "lease_listener_disconnected", exc_info=True, extra={"retry_in": delay}
+                )
+                time.sleep(delay)
+
+    def stop(self) -> None:
+        """Close the listening connection and end its thread (tests: before the DB is dropped)."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        self._stopping.set()
+        # An empty notification ends the listener's current wait at once.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+        thread.join(LISTEN_TIMEOUT_SECONDS + 5)
+        self.listening.clear()
+
+    def _dispatch(self, payload: str) -> None:
+        if not payload:
+            return  # stop()'s wake-up call
+        owner, _, rest = payload.partition(":")
+        count, _, queue_name = rest.partition(":")
+        try:
+            self.wake((int(owner), queue_name), int(count))
+        except ValueError:
+            logger.warning("lease_listener_bad_payload", extra={"payload": payload[:300]})
+
+
+hub = Hub()
+
+
+def _next_leasable_at(owner_id: int, queue_name: str, now: datetime) -> datetime | None:
+    """When a job of the queue next becomes leasable without anyone writing."""
+    row = Job.objects.filter(owner_id=owner_id, queue_name=queue_name).aggregate(
+        run_at=Min("run_at", filter=Q(status=JobStatus.PENDING, run_at__gt=now)),
+        expires=Min("locked_until", filter=Q(status=JobStatus.PROCESSING, locked_until__gte=now)),
+    )
+    times = [t for t in (row["run_at"], row["expires"]) if t is not None]
+    return min(times) if times else None
+
+
+def _release_connection() -> None:
+    # Inside a transaction (a test's atomic block) the connection cannot be
+    # given back; everywhere else it goes back to the pool while we wait.
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def wait_for(
+    *,
+    owner_id: int,
+    queue_name: str,
+    wait_seconds: int,
+    attempt: Callable[[], T],
+) -> T:
+    """Call ``attempt`` until it returns something truthy or ``wait_seconds`` pass.
+
+    ``attempt`` is a lease (``services.lease_job`` or ``services.lease_jobs``);
+    its last result is returned, so a timeout returns its empty answer.
+    A request that starts waiting counts in ``openqueue_lease_waits_total``.
+    """
+    if wait_seconds <= 0:
+        return attempt()
+    deadline = time.monotonic() + wait_seconds
+    with hub.subscribe(owner_id, queue_name) as waiter:
+        result = attempt()
+        if result or waiter is None:
+            return result
+        metrics.record_lease_wait(queue_name)
+        polling = connection.vendor != "postgresql"
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return result
+            if polling:
+                pause = SQLITE_POLL_SECONDS
+            else:
+                now = timezone.now()
+                due = _next_leasable_at(owner_id, queue_name, now)
+                pause = left if due is None else max((due - now).total_seconds(), 0.0)
+                if not hub.listening.is_set():
+                    pause = min(pause, DISCONNECTED_POLL_SECONDS)
+            _release_connection()
+            waiter.event.wait(min(pause, left))
+            waiter.event.clear()
+            result = attempt()
+            if result:
+                return result
