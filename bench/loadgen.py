@@ -12,9 +12,9 @@ database, so each thread owns one keep-alive ``http.client.HTTPConnection``
 (no pool, no per-request allocation beyond the JSON), and the process reports
 its own CPU time (``resource.getrusage``) for every measured phase.
 
-Scenarios for API that does not exist yet (batch lease/ack, long-poll lease)
-are stubs that probe the server and are skipped with "API not available";
-they never report numbers for work that was not done.
+Scenarios for API the server does not offer (long-poll lease before it is
+built; the batch API on an older server) probe the server and are skipped
+with "API not available"; they never report numbers for work not done.
 """
 
 from __future__ import annotations
@@ -40,12 +40,11 @@ from urllib.parse import quote, urlsplit
 LEASE_SECONDS = 3600
 BATCH_SIZE = 100
 
-# --- Routes of the API still to be built (issue 5, items 3 and 4) ---------------
-# STUB: the batch API's final paths are decided when it is built; update these
-# and write batch_lease_ack() then. They are outside every contract route
-# (`/jobs/{id}/...` would answer 422 for a non-UUID id, not 404).
+# --- Batch API (issue 5, item 3; docs/api.md "Batch API") ------------------------
+# Outside every contract route (`/jobs/{id}/...` would answer 422 for a
+# non-UUID id, not 404). The server bounds max_jobs by OPENQUEUE_MAX_LEASE_BATCH.
 BATCH_LEASE_PATH = "/queues/{queue}/lease/batch"
-BATCH_ACK_PATH = "/jobs/ack/batch"
+BATCH_ACK_PATH = "/leases/ack"
 # Long-poll is a field of the lease body; its presence is read from the schema.
 LONGPOLL_FIELD = "wait_seconds"
 
@@ -231,6 +230,23 @@ class Window:
         self.probe = probe
         self.seconds = 0.0
         self.cpu: dict[str, float | None] = {}
+        self._end: tuple[float, Any, dict[str, float | None]] | None = None
+        self._end_lock = threading.Lock()
+
+    def _snapshot(self) -> tuple[float, Any, dict[str, float | None]]:
+        now = time.perf_counter()
+        return now, resource.getrusage(resource.RUSAGE_SELF), self.probe() if self.probe else {}
+
+    def mark_end(self) -> None:
+        """End the measured phase now (first call wins), from any thread.
+
+        For work that is done before its threads return: a long-polling
+        worker's last lease waits out its wait_seconds after the last job,
+        idle time that is not throughput.
+        """
+        with self._end_lock:
+            if self._end is None:
+                self._end = self._snapshot()
 
     @contextmanager
     def measure(self) -> Iterator[Window]:
@@ -238,9 +254,8 @@ class Window:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         yield self
-        self.seconds = time.perf_counter() - started
-        after_usage = resource.getrusage(resource.RUSAGE_SELF)
-        after = self.probe() if self.probe else {}
+        ended, after_usage, after = self._end or self._snapshot()
+        self.seconds = ended - started
         for name, value in after.items():
             start = before.get(name)
             self.cpu[name] = None if value is None or start is None else value - start
@@ -617,6 +632,8 @@ def mixed(
             if len(rec.acked) > acked_before:
                 with lock:
                     counts["acked"] += 1
+                    if produced_done.is_set() and counts["acked"] >= counts["produced"]:
+                        window.mark_end()
         rec.reconnects += client.reconnects
         client.close()
 
@@ -631,10 +648,13 @@ def mixed(
                     counts["producers_left"] = counts.get("producers_left", producers) - 1
                     if counts["producers_left"] == 0:
                         produced_done.set()
+                        if counts["acked"] >= counts["produced"]:
+                            window.mark_end()
         else:
             worker(index - producers, rec)
 
-    with Window(target.cpu_probe).measure() as window:
+    window = Window(target.cpu_probe)
+    with window.measure():
         rec = run_threads(producers + workers, both)
     window.fill(result, len(rec.acked))
     fill_traffic(result, rec)
@@ -660,22 +680,84 @@ def _route_missing(target: Target, path: str, body: Any) -> int | None:
     return status if status in (404, 405) else None
 
 
-def batch_lease_ack(target: Target, *, jobs: int, workers: int = 2, **_: Any) -> ScenarioResult:
-    """STUB (issue 5, item 3): lease up to 100 jobs per call, ack them in one call.
+def batch_lease_ack(
+    target: Target,
+    *,
+    jobs: int,
+    workers: int = 2,
+    batch_size: int = BATCH_SIZE,
+    max_seconds: float = 60.0,
+    prefill_threads: int = 2,
+    **_: Any,
+) -> ScenarioResult:
+    """drain() with the batch API: lease up to ``batch_size`` jobs per call, ack them in one call.
 
-    Skipped with "API not available" while the server answers 404 for the
-    batch lease route. Once the route exists this still skips (no fake
-    numbers) until the scenario is written against its real request and
-    response shapes, like drain() with BATCH_LEASE_PATH and BATCH_ACK_PATH.
+    Pre-enqueues ``jobs`` (not measured); W workers then batch-lease and
+    batch-ack until a lease returns an empty list. The same database check
+    as drain(): every job present, completed once, never leased twice.
     """
-    result = ScenarioResult("batch_lease_ack", {"jobs": jobs, "workers": workers})
+    result = ScenarioResult(
+        "batch_lease_ack",
+        {"jobs": jobs, "batch_size": batch_size, "workers": workers, "max_seconds": max_seconds},
+    )
     queue = fresh_queue("batchlease")
     path = BATCH_LEASE_PATH.format(queue=quote(queue, safe=""))
-    missing = _route_missing(target, path, {"worker_id": "bench-probe", "limit": 1})
+    missing = _route_missing(target, path, {"worker_id": "bench-probe", "max_jobs": 1})
     if missing:
         result.skipped = f"API not available (POST {BATCH_LEASE_PATH} answered {missing})"
-    else:
-        result.skipped = "batch lease route exists, but this harness scenario is not written yet"
+        return result
+    prefill, _ = _enqueue_batches(
+        target, queue, jobs=jobs, threads=prefill_threads, deadline=time.perf_counter() + 600
+    )
+    if prefill.errors:
+        result.skipped = f"prefill failed: {dict(prefill.errors)}"
+        return result
+    deadline = time.perf_counter() + max_seconds
+    drained = threading.Event()
+
+    def worker(index: int, rec: Recorder) -> None:
+        client = target.http()
+        body_lease = {
+            "worker_id": f"bench-{index}",
+            "lease_seconds": LEASE_SECONDS,
+            "max_jobs": batch_size,
+        }
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            status, body = client.call("POST", path, body_lease)
+            rec.latencies.append(time.perf_counter() - started)
+            if status != 200:
+                rec.errors[f"batch lease {status}"] += 1
+                continue
+            leases = body["leases"]
+            if not leases:  # nothing left that no other worker holds: done
+                drained.set()
+                break
+            items = [{"job_id": x["job"]["id"], "lease_token": x["lease_token"]} for x in leases]
+            rec.leases += [(item["job_id"], item["lease_token"]) for item in items]
+            started = time.perf_counter()
+            status, body = client.call("POST", BATCH_ACK_PATH, {"items": items})
+            rec.latencies.append(time.perf_counter() - started)
+            if status != 200:
+                rec.errors[f"batch ack {status}"] += len(items)
+                continue
+            for outcome in body["results"]:
+                if outcome.get("status") == "completed":
+                    rec.acked.append(outcome["job_id"])
+                else:
+                    rec.errors[f"batch ack item {outcome['error']['status']}"] += 1
+        rec.reconnects += client.reconnects
+        client.close()
+
+    with Window(target.cpu_probe).measure() as window:
+        rec = run_threads(workers, worker)
+    rec.enqueued = prefill.enqueued
+    window.fill(result, len(rec.acked))
+    fill_traffic(result, rec)
+    result.stopped_by = "empty" if drained.is_set() else "time"
+    result.check = verify(
+        target.database_url, queue, rec, lifecycle=True, all_done=drained.is_set()
+    )
     return result
 
 

@@ -584,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         ):
             db_pid = postmaster_pid(database_url)
             workers = args.server_workers or int(os.environ.get("WEB_CONCURRENCY", "2"))
-            threads = args.server_threads or int(os.environ.get("OPENQUEUE_THREADS", "4"))
+            # gunicorn.conf.py's default when neither the flag nor the variable is set.
+            threads = args.server_threads or int(os.environ.get("OPENQUEUE_THREADS", "128"))
             facts = machine_facts(
                 database_url, f"gunicorn gthread, {workers} workers × {threads} threads"
             )

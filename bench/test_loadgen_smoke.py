@@ -37,8 +37,9 @@ def test_loadgen_enqueue_and_drain_pass_their_database_check(live_server_factory
 
     enqueued = loadgen.single_enqueue(target, jobs=20, threads=2, max_seconds=60)
     drained = loadgen.drain(target, jobs=20, workers=2, max_seconds=60)
+    batched = loadgen.batch_lease_ack(target, jobs=20, workers=2, batch_size=7, max_seconds=60)
 
-    for result in (enqueued, drained):
+    for result in (enqueued, drained, batched):
         assert REPORT_KEYS <= result.as_dict().keys()
         assert result.skipped is None
         assert result.errors == {}
@@ -46,8 +47,9 @@ def test_loadgen_enqueue_and_drain_pass_their_database_check(live_server_factory
         assert result.check["jobs_in_db"] == 20
         assert result.jobs == 20
     assert enqueued.check["statuses"] == {"pending": 20}
-    assert drained.check["statuses"] == {"completed": 20}
-    assert drained.stopped_by == "empty"
+    for result in (drained, batched):
+        assert result.check["statuses"] == {"completed": 20}
+        assert result.stopped_by == "empty"
 
 
 @pytest.mark.live_server

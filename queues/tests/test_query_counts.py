@@ -1,0 +1,105 @@
+"""Database round trips per request on the hot path (issue 5, item 2).
+
+Pinned, so a change cannot silently add a query to enqueue, lease or ack:
+if one of these fails, either remove the new round trip or update the
+number here and in docs/benchmarks.md ("Fast path: what each request
+costs") with the reason. Rate limits are on, as in production. Every
+statement counts, BEGIN and COMMIT included: each is a round trip.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from queues.tests.factories import JobFactory
+
+# Per request, after a warm-up request (the token's last_used_at is written
+# at most once a minute, so the warm-up absorbs it).
+EXPECTED = {
+    # auth SELECT, rate-limit UPSERT, BEGIN, INSERT, NOTIFY (wakes long polls), COMMIT
+    ("postgresql", "enqueue"): 6,
+    # auth SELECT, rate-limit UPSERT, BEGIN IMMEDIATE, INSERT, COMMIT
+    ("sqlite", "enqueue"): 5,
+    # auth SELECT, rate-limit UPSERT, one CTE statement (probe, lock, lease, RETURNING)
+    ("postgresql", "lease"): 3,
+    # auth SELECT, rate-limit UPSERT, BEGIN IMMEDIATE, two probes, UPDATE, COMMIT
+    ("sqlite", "lease"): 7,
+    # Nothing due: the same statement on PostgreSQL; no UPDATE on SQLite.
+    ("postgresql", "lease_empty"): 3,
+    ("sqlite", "lease_empty"): 6,
+    # auth SELECT, rate-limit UPSERT, guarded UPDATE ... RETURNING
+    ("postgresql", "ack"): 3,
+    ("sqlite", "ack"): 3,
+    # auth SELECT, rate-limit UPSERT, BEGIN, two probes, one bulk UPDATE, COMMIT
+    ("postgresql", "lease_batch"): 7,
+    ("sqlite", "lease_batch"): 7,
+    # auth SELECT, rate-limit UPSERT, one guarded UPDATE for every item
+    ("postgresql", "ack_batch"): 3,
+    ("sqlite", "ack_batch"): 3,
+}
+
+
+@pytest.fixture
+def api(tenant, settings):
+    settings.OPENQUEUE_RATE_LIMIT_ENABLED = True
+    tenant.api.get("/jobs")  # warm-up: absorbs the once-a-minute last_used_at write
+    return tenant
+
+
+def assert_round_trips(action: str, queries: CaptureQueriesContext) -> None:
+    statements = [q["sql"].split("\n")[0][:80] or q["sql"][:80] for q in queries]
+    assert len(queries) == EXPECTED[(connection.vendor, action)], statements
+
+
+def test_enqueue_round_trips_are_pinned(api):
+    with CaptureQueriesContext(connection) as queries:
+        response = api.api.post_json("/jobs", {"queue_name": "q", "payload": {"n": 1}})
+
+    assert response.status_code == 201
+    assert_round_trips("enqueue", queries)
+
+
+def test_lease_round_trips_are_pinned(api):
+    JobFactory.create_batch(2, owner=api.user, queue_name="q")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.api.post_json("/queues/q/lease", {"worker_id": "w"})
+
+    assert response.json()["job"]["status"] == "processing"
+    assert_round_trips("lease", queries)
+
+
+def test_empty_lease_round_trips_are_pinned(api):
+    with CaptureQueriesContext(connection) as queries:
+        response = api.api.post_json("/queues/q/lease", {"worker_id": "w"})
+
+    assert response.content == b"null"
+    assert_round_trips("lease_empty", queries)
+
+
+def test_ack_round_trips_are_pinned(api):
+    job = JobFactory(owner=api.user, leased=True)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.api.post_json(f"/jobs/{job.id}/ack", {"lease_token": str(job.lease_token)})
+
+    assert response.status_code == 200
+    assert_round_trips("ack", queries)
+
+
+def test_batch_round_trips_do_not_grow_with_the_batch(api):
+    JobFactory.create_batch(25, owner=api.user, queue_name="q")
+
+    with CaptureQueriesContext(connection) as leasing:
+        response = api.api.post_json("/queues/q/lease/batch", {"worker_id": "w", "max_jobs": 25})
+    leases = response.json()["leases"]
+    items = [{"job_id": x["job"]["id"], "lease_token": x["lease_token"]} for x in leases]
+    with CaptureQueriesContext(connection) as acking:
+        results = api.api.post_json("/leases/ack", {"items": items}).json()["results"]
+
+    assert len(leases) == 25
+    assert [r["status"] for r in results] == ["completed"] * 25
+    assert_round_trips("lease_batch", leasing)
+    assert_round_trips("ack_batch", acking)
