@@ -922,7 +922,11 @@ def _request_schema(openapi: dict[str, Any], path: str, method: str = "post") ->
     [
         ("/jobs", {"payload", "queue_name", "priority", "max_retries", "run_at"}, {"payload"}),
         ("/jobs/batch", {"jobs"}, {"jobs"}),
-        ("/queues/{queue_name}/lease", {"worker_id", "lease_seconds"}, {"worker_id"}),
+        (
+            "/queues/{queue_name}/lease",
+            {"worker_id", "lease_seconds", "wait_seconds"},
+            {"worker_id"},
+        ),
         ("/jobs/{job_id}/ack", {"lease_token", "result"}, {"lease_token"}),
         ("/jobs/{job_id}/nack", {"lease_token", "error", "retry"}, {"lease_token", "error"}),
         ("/jobs/{job_id}/heartbeat", {"lease_token", "lease_seconds"}, {"lease_token"}),

@@ -1,0 +1,105 @@
+"""Brute force: failed authentications are throttled per client address."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.tokens import generate_token
+from conftest import ApiClient
+from queues.models import RateLimitBucket
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def limited(settings):
+    settings.OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED = True
+    settings.OPENQUEUE_AUTH_FAILURE_LIMIT = (0.001, 3)  # 3 failures, then ~17 min to refill one
+
+
+def guess(address="203.0.113.7"):
+    return ApiClient(generate_token(), REMOTE_ADDR=address).get("/jobs")
+
+
+def test_failed_authentications_over_the_burst_are_429_with_retry_after(limited):
+    assert [guess().status_code for _ in range(3)] == [401, 401, 401]
+    blocked = guess()
+    assert blocked.status_code == 429
+    assert blocked.json() == {"detail": "Too many failed authentication attempts"}
+    assert int(blocked["Retry-After"]) >= 1
+
+
+def test_blocked_address_is_refused_even_with_a_valid_token(limited, tenant):
+    for _ in range(3):
+        guess()
+    # Checked before the token is looked at: a right guess teaches nothing.
+    right = ApiClient(tenant.token, REMOTE_ADDR="203.0.113.7").get("/jobs")
+    assert right.status_code == 429
+
+
+def test_failures_from_one_address_do_not_block_another(limited, tenant):
+    for _ in range(4):
+        guess("203.0.113.7")
+    assert ApiClient(tenant.token, REMOTE_ADDR="198.51.100.1").get("/jobs").status_code == 200
+    assert guess("198.51.100.1").status_code == 401
+
+
+def test_successful_authentications_spend_nothing(limited, tenant):
+    api = ApiClient(tenant.token, REMOTE_ADDR="203.0.113.7")
+    assert all(api.get("/jobs").status_code == 200 for _ in range(10))
+    assert not RateLimitBucket.objects.filter(key__startswith="authfail:").exists()
+
+
+def test_missing_header_is_not_counted_as_a_guess(limited):
+    for _ in range(5):
+        assert ApiClient(REMOTE_ADDR="203.0.113.7").get("/jobs").status_code == 401
+    assert guess().status_code == 401
+
+
+def test_failure_limit_can_be_switched_off(limited, settings):
+    settings.OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED = False
+    assert {guess().status_code for _ in range(6)} == {401}
+
+
+def test_provision_wrong_secret_spends_the_same_budget_then_429(limited, settings):
+    settings.ADMIN_SECRET = "correct-horse"
+    client = ApiClient(REMOTE_ADDR="203.0.113.9")
+
+    def provision(secret):
+        return client.post_json(
+            "/admin/provision", {"email": "a@example.com"}, HTTP_X_ADMIN_SECRET=secret
+        )
+
+    assert [provision("wrong").status_code for _ in range(3)] == [403, 403, 403]
+    blocked = provision("correct-horse")
+    assert blocked.status_code == 429 and "Retry-After" in blocked
+    assert ApiClient(generate_token(), REMOTE_ADDR="203.0.113.9").get("/jobs").status_code == 429
+
+
+def test_provision_with_the_right_secret_spends_nothing(limited, settings):
+    settings.ADMIN_SECRET = "correct-horse"
+    client = ApiClient(REMOTE_ADDR="203.0.113.9")
+    for n in range(5):
+        response = client.post_json(
+            "/admin/provision", {"email": f"u{n}@example.com"}, HTTP_X_ADMIN_SECRET="correct-horse"
+        )
+        assert response.status_code == 200
+
+
+def test_provision_compares_the_secret_in_constant_time(settings, monkeypatch):
+    import hmac
+
+    settings.ADMIN_SECRET = "correct-horse"
+    calls = []
+    real = hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr("accounts.views.hmac.compare_digest", spy)
+    response = ApiClient().post_json(
+        "/admin/provision", {"email": "a@example.com"}, HTTP_X_ADMIN_SECRET="guess"
+    )
+    assert response.status_code == 403
+    assert calls == [(b"guess", b"correct-horse")]
