@@ -103,20 +103,7 @@ def backoff_seconds(retry_count: int) -> int:
 def enqueue_jobs(*, owner: User, jobs: list[NewJob], now: datetime | None = None) -> list[Job]:
     """Create ``jobs`` for ``owner`` atomically: all of them or none."""
     now = now or timezone.now()
-    rows = [
-        Job(
-            owner=owner,
-            queue_name=new.queue_name,
-            payload=new.payload,
-            priority=new.priority,
-            max_retries=new.max_retries,
-            run_at=new.run_at or now,
-            status=JobStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-        )
-        for new in jobs
-    ]
+    rows = [_new_row(owner, new, now) for new in jobs]
     with transaction.atomic():
         Job.objects.bulk_create(rows)
         # Wakes long-poll leases when this transaction commits (queues/notify.py).
