@@ -34,7 +34,8 @@ class Command(BaseCommand):
         out = self.stdout.write
         out("")
         out("OpenQueue is starting on " + base_url)
-        out(f"  Admin login:  {base_url}/admin/")
+        out(f"  Log in:       {base_url}/accounts/login/  (console: queues, dead letters, tokens)")
+        out(f"  Admin:        {base_url}/admin/  (staff: all tenants' jobs)")
         out(f"  Email:        {email}")
         if password:
             out(f"  Password:     {password}   (shown once; change it in the admin)")
