@@ -33,6 +33,7 @@ Rules every function here follows:
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -61,6 +62,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from queues import metrics, notify
+from queues.ids import uuid7
 from queues.models import FINISHED_STATUSES, DeadReason, Job, JobStatus
 
 MAX_BACKOFF_SECONDS = 300
@@ -101,72 +103,93 @@ def backoff_seconds(retry_count: int) -> int:
     return MAX_BACKOFF_SECONDS if retry_count >= 9 else min(2**retry_count, MAX_BACKOFF_SECONDS)
 
 
-def enqueue_jobs(*, owner: User, jobs: list[NewJob], now: datetime | None = None) -> list[Job]:
-    """Create ``jobs`` for ``owner`` atomically: all of them or none."""
+def enqueue(*, owner: User, jobs: list[NewJob], now: datetime | None = None) -> list[uuid.UUID]:
+    """Create ``jobs`` for ``owner`` atomically (all or none); return their ids in input order.
+
+    The API's hot path: it builds no model instances (about 40 µs each,
+    more than the database spends on the row). ``enqueue_jobs`` returns the
+    same jobs as models for callers that read them back.
+    """
     now = now or timezone.now()
-    rows = [_new_row(owner, new, now) for new in jobs]
-    if connection.vendor == "postgresql" and rows:
-        _insert_and_notify(rows)
-        metrics.record_enqueued(job.queue_name for job in rows)
-        return rows
-    with transaction.atomic():
-        Job.objects.bulk_create(rows)
-        # Wakes long-poll leases when this transaction commits (queues/notify.py).
-        notify.notify_jobs(owner.pk, [job.queue_name for job in rows])
-    metrics.record_enqueued(job.queue_name for job in rows)
+    ids = [uuid7() for _ in jobs]
+    if not jobs:
+        return ids
+    if connection.vendor == "postgresql":
+        _insert_and_notify(owner.pk, ids, jobs, now)
+    else:
+        with transaction.atomic():
+            Job.objects.bulk_create(
+                [_new_row(owner, new, now, job_id) for job_id, new in zip(ids, jobs, strict=True)]
+            )
+            # Wakes long-poll leases when this transaction commits (queues/notify.py).
+            notify.notify_jobs(owner.pk, [new.queue_name for new in jobs])
+    metrics.record_enqueued(new.queue_name for new in jobs)
+    return ids
+
+
+def enqueue_jobs(*, owner: User, jobs: list[NewJob], now: datetime | None = None) -> list[Job]:
+    """``enqueue``, returning the created jobs as (saved) model instances."""
+    now = now or timezone.now()
+    ids = enqueue(owner=owner, jobs=jobs, now=now)
+    rows = [_new_row(owner, new, now, job_id) for job_id, new in zip(ids, jobs, strict=True)]
+    for row in rows:
+        row._state.adding = False
+        row._state.db = connection.alias
     return rows
 
 
-# Columns written by an enqueue; every other column keeps its NULL or database default.
-_ENQUEUE_FIELDS = [
-    "id",
-    "owner",
-    "queue_name",
-    "payload",
-    "status",
-    "priority",
-    "retry_count",
-    "max_retries",
-    "run_at",
-    "created_at",
-    "updated_at",
-    "lease_lost_count",
-]
+# Enqueue on PostgreSQL: one statement whatever the batch size. The rows travel
+# as ONE JSON array of arrays, which jsonb_array_elements() takes apart, so
+# the statement text never changes (psycopg parses it once per process; a
+# batch of 100 no longer becomes 1,200 placeholders) and Python encodes the
+# whole batch with one C-speed json.dumps instead of adapting each value
+# (bench/: 33 -> 9 ms of CPU per 100-job request). The payload rides inside as
+# JSON, not as an encoded string. The CTE's RETURNING feeds pg_notify: a
+# single statement is atomic on its own, and the notification is delivered
+# only if the insert commits; its payload is queues.notify.notify_jobs'
+# ``<owner_id>:<count>:<queue_name>``. Columns left out keep their NULL or
+# database default.
+_ENQUEUE_SQL = """
+WITH ins AS (
+    INSERT INTO jobs (id, user_id, queue_name, payload, status, priority, retry_count,
+                      max_retries, run_at, created_at, updated_at, lease_lost_count)
+    SELECT (r->>0)::uuid, %(owner)s, r->>1, r->2, 'pending', (r->>3)::integer, 0,
+           (r->>4)::integer, COALESCE((r->>5)::timestamptz, %(now)s), %(now)s, %(now)s, 0
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS r
+    RETURNING queue_name
+)
+SELECT pg_notify(%(channel)s, %(owner_text)s || ':' || count(*) || ':' || queue_name)
+FROM ins GROUP BY queue_name
+"""
 
 
-def _insert_and_notify(rows: list[Job]) -> None:
-    """Insert ``rows`` and wake long-poll leases in ONE autocommit statement (PostgreSQL).
-
-    ``bulk_create`` in a transaction costs four round trips (BEGIN, INSERT,
-    NOTIFY, COMMIT) and an ORM compile; enqueue is the hottest write, so it
-    is one ``WITH ins AS (INSERT ... RETURNING) SELECT pg_notify(...)``. A
-    single statement is atomic on its own: all rows or none, and the
-    notification is delivered only if the insert commits. The payload is
-    :func:`queues.notify.notify_jobs`' ``<owner_id>:<count>:<queue_name>``.
-    """
-    fields = [Job._meta.get_field(name) for name in _ENQUEUE_FIELDS]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params: list[Any] = []
-    for row in rows:
-        params.extend(
-            field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields
-        )
-        row._state.adding = False
-        row._state.db = connection.alias
-    # Identifiers come from the model's metadata; every value is a parameter.
-    statement = (
-        f"WITH ins AS (INSERT INTO {Job._meta.db_table} ({columns}) "  # noqa: S608
-        f"VALUES {', '.join([row_sql] * len(rows))} RETURNING queue_name) "
-        "SELECT pg_notify(%s, %s || ':' || count(*) || ':' || queue_name) "
-        "FROM ins GROUP BY queue_name"
-    )
-    params.extend([notify.CHANNEL, str(rows[0].owner_id)])
+def _insert_and_notify(
+    owner_id: int, ids: list[uuid.UUID], jobs: list[NewJob], now: datetime
+) -> None:
+    """Insert ``jobs`` and wake long-poll leases in ONE autocommit statement (PostgreSQL)."""
+    rows = [
+        [
+            str(job_id),
+            new.queue_name,
+            new.payload,
+            new.priority,
+            new.max_retries,
+            None if new.run_at is None else new.run_at.isoformat(),
+        ]
+        for job_id, new in zip(ids, jobs, strict=True)
+    ]
+    params = {
+        "owner": owner_id,
+        "owner_text": str(owner_id),
+        "now": now,
+        "rows": json.dumps(rows, ensure_ascii=False, separators=(",", ":")),
+        "channel": notify.CHANNEL,
+    }
     # Inside a caller's transaction a failed insert must not abort it: use a
     # savepoint there (the API runs in autocommit and pays nothing for this).
     with transaction.atomic() if connection.in_atomic_block else nullcontext():
         with connection.cursor() as cursor:
-            cursor.execute(statement, params)
+            cursor.execute(_ENQUEUE_SQL, params)
 
 
 @dataclass(frozen=True)
@@ -212,8 +235,9 @@ def enqueue_jobs_idempotent(
     return results
 
 
-def _new_row(owner: User, new: NewJob, now: datetime) -> Job:
+def _new_row(owner: User, new: NewJob, now: datetime, job_id: uuid.UUID | None = None) -> Job:
     return Job(
+        id=job_id or uuid7(),
         owner=owner,
         queue_name=new.queue_name,
         payload=new.payload,
