@@ -331,3 +331,99 @@ def test_transitions_report_what_they_changed():
     )  # fmt: skip
     assert (dead.status, dead.dead_reason) == ("dead", "max_retries_exhausted")
     assert dead.job_id == leased.job.id
+
+
+# The batch calls have their own statements on PostgreSQL (one UPDATE over
+# the items as JSON): they must write exactly what the single calls write.
+_COMPARED = [
+    "status",
+    "retry_count",
+    "run_at",
+    "dead_reason",
+    "dead_at",
+    "finished_at",
+    "error_text",
+    "result",
+    "locked_until",
+    "locked_by",
+    "lease_token",
+    "updated_at",
+]
+
+
+@pytest.mark.parametrize(
+    ("retry_count", "max_retries", "retry"),
+    [(0, 3, True), (1, 3, True), (5, 20, True), (8, 20, True), (9, 20, True), (15, 20, True)]
+    + [(3, 3, True), (0, 3, False), (3, 3, False)],
+)
+def test_batch_nack_writes_what_single_nack_writes(retry_count, max_retries, retry):
+    owner = UserFactory()
+    now = timezone.now()
+    one, many = (
+        JobFactory(
+            owner=owner,
+            leased=True,
+            retry_count=retry_count,
+            max_retries=max_retries,
+            created_at=now - timedelta(hours=1),
+        )
+        for _ in range(2)
+    )
+    services.nack_job(
+        owner=owner,
+        job_id=one.id,
+        lease_token=str(one.lease_token),
+        error="boom",
+        retry=retry,
+        now=now,
+    )
+    (outcome,) = services.nack_jobs(
+        owner=owner,
+        items=[services.NackItem(many.id, str(many.lease_token), "boom", retry)],
+        now=now,
+    )
+    one.refresh_from_db()
+    many.refresh_from_db()
+    assert outcome is not None and outcome.status == one.status
+    assert {f: getattr(many, f) for f in _COMPARED} == {f: getattr(one, f) for f in _COMPARED}
+    if one.status == JobStatus.PENDING:
+        assert one.run_at == now + timedelta(seconds=services.backoff_seconds(retry_count))
+
+
+@pytest.mark.parametrize("result", [None, {"rows": 3, "nested": {"ok": [1, 2.5, "é"]}}])
+def test_batch_ack_writes_what_single_ack_writes(result):
+    owner = UserFactory()
+    now = timezone.now()
+    one, many = (
+        JobFactory(owner=owner, leased=True, created_at=now - timedelta(hours=1)) for _ in range(2)
+    )
+    services.ack_job(
+        owner=owner, job_id=one.id, lease_token=str(one.lease_token), result=result, now=now
+    )
+    (outcome,) = services.ack_jobs(
+        owner=owner, items=[services.AckItem(many.id, str(many.lease_token), result)], now=now
+    )
+    one.refresh_from_db()
+    many.refresh_from_db()
+    assert outcome is not None and outcome.status == JobStatus.COMPLETED
+    assert {f: getattr(many, f) for f in _COMPARED} == {f: getattr(one, f) for f in _COMPARED}
+    assert many.result == result
+
+
+def test_batch_lease_writes_what_single_lease_writes():
+    owner = UserFactory()
+    now = timezone.now()
+    JobFactory(owner=owner, queue_name="one", expired=True, lease_lost_count=1, max_retries=3)
+    JobFactory(owner=owner, queue_name="many", expired=True, lease_lost_count=1, max_retries=3)
+    single = lease(owner, now, queue="one", seconds=45)
+    (batch,) = services.lease_jobs(
+        owner=owner, queue_name="many", worker_id="w", lease_seconds=45, max_jobs=5, now=now
+    )
+    for leased in (single, batch):
+        leased.job.refresh_from_db()
+        assert leased.recovered
+        assert leased.job.lease_token == leased.lease_token
+        assert (leased.job.status, leased.job.locked_by) == (JobStatus.PROCESSING, "w")
+        assert leased.job.locked_until == leased.lease_expires_at == now + timedelta(seconds=45)
+        assert leased.job.lease_lost_count == 2
+        assert leased.job.updated_at == now
