@@ -50,16 +50,33 @@ def _token_lookup_sql(vendor: str) -> str:
     )
 
 
+@functools.cache
+def _row_loader(model: type[Any], vendor: str) -> tuple[list[str], list[tuple[int, list, Any]]]:
+    """The attnames of ``model``'s columns and, per column that has any, its converters.
+
+    Looked up once per process: asking every field for its converters on
+    every request cost more than building the instances.
+    """
+    fields = model._meta.concrete_fields
+    converters = []
+    for index, field in enumerate(fields):
+        col = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        if found:
+            converters.append((index, found, col))
+    return [f.attname for f in fields], converters
+
+
 def _from_row(model: type[Any], row: Sequence[Any]) -> Any:
     """A model instance from raw column values, through the fields' own converters."""
-    fields = model._meta.concrete_fields
-    values = []
-    for field, value in zip(fields, row, strict=True):
-        col = field.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
-            value = convert(value, col, connection)
-        values.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
+    attnames, converters = _row_loader(model, connection.vendor)
+    values = list(row)
+    if len(values) != len(attnames):
+        raise ValueError(f"{model.__name__}: {len(values)} values for {len(attnames)} columns")
+    for index, found, col in converters:
+        for convert in found:
+            values[index] = convert(values[index], col, connection)
+    return model.from_db(connection.alias, attnames, values)
 
 
 def find_active_token(token_hash: str) -> ApiToken | None:

@@ -137,6 +137,8 @@ def record_leased(
     LEASED.labels(_queue(queue_name)).inc()
     if recovered:
         LEASE_RECOVERED.labels(_queue(queue_name)).inc()
+    if not logger.isEnabledFor(logging.INFO):
+        return  # skip building the event (about as costly as the counters)
     logger.info(
         "job_leased",
         extra={
@@ -147,6 +149,58 @@ def record_leased(
             "lease_expires_at": lease_expires_at.isoformat().replace("+00:00", "Z"),
         },
     )
+
+
+def record_leased_batch(leases: Iterable[Any]) -> None:
+    """``record_leased`` for the leases (queues.services.Lease) of one batch.
+
+    The same counts and events, with one counter update per queue instead
+    of one per job.
+    """
+    leased: dict[str, int] = {}
+    recovered: dict[str, int] = {}
+    log = logger.isEnabledFor(logging.INFO)
+    for lease in leases:
+        name = _queue(lease.job.queue_name)
+        leased[name] = leased.get(name, 0) + 1
+        if lease.recovered:
+            recovered[name] = recovered.get(name, 0) + 1
+        if log:
+            logger.info(
+                "job_leased",
+                extra={
+                    "job_id": str(lease.job.id),
+                    "queue_name": lease.job.queue_name,
+                    "recovered": lease.recovered,
+                    "lease_lost_count": lease.job.lease_lost_count,
+                    "lease_expires_at": lease.lease_expires_at.isoformat().replace("+00:00", "Z"),
+                },
+            )
+    for name, count in leased.items():
+        LEASED.labels(name).inc(count)
+    for name, count in recovered.items():
+        LEASE_RECOVERED.labels(name).inc(count)
+
+
+def record_acked_batch(finished: Iterable[Any], now: datetime) -> None:
+    """``record_acked`` for the outcomes (queues.services.Finished) of one batch ack."""
+    acked: dict[str, int] = {}
+    log = logger.isEnabledFor(logging.INFO)
+    for done in finished:
+        name = _queue(done.queue_name)
+        acked[name] = acked.get(name, 0) + 1
+        seconds = _observe_processing(done.queue_name, "completed", done.started_at, now)
+        if log:
+            logger.info(
+                "job_acked",
+                extra={
+                    "job_id": str(done.job_id),
+                    "queue_name": done.queue_name,
+                    "processing_seconds": seconds,
+                },
+            )
+    for name, count in acked.items():
+        ACKED.labels(name).inc(count)
 
 
 def record_lease_empty(queue_name: str) -> None:
@@ -163,6 +217,8 @@ def record_acked(
 ) -> None:
     ACKED.labels(_queue(queue_name)).inc()
     seconds = _observe_processing(queue_name, "completed", started_at, now)
+    if not logger.isEnabledFor(logging.INFO):
+        return
     logger.info(
         "job_acked",
         extra={"job_id": str(job_id), "queue_name": queue_name, "processing_seconds": seconds},

@@ -734,14 +734,7 @@ def lease_jobs(
         )
     if not leases:
         metrics.record_lease_empty(queue_name)
-    for lease in leases:
-        metrics.record_leased(
-            job_id=lease.job.id,
-            queue_name=lease.job.queue_name,
-            recovered=lease.recovered,
-            lease_lost_count=lease.job.lease_lost_count,
-            lease_expires_at=lease.lease_expires_at,
-        )
+    metrics.record_leased_batch(leases)
     return leases
 
 
@@ -940,13 +933,7 @@ def ack_jobs(
             now,
         )
         done = _by_id(rows)
-        for finished in done.values():
-            metrics.record_acked(
-                job_id=finished.job_id,
-                queue_name=finished.queue_name,
-                started_at=finished.started_at,
-                now=now,
-            )
+        metrics.record_acked_batch(done.values(), now)
         return _per_item(items, covered, done)
     guarded, covered = _batch_guard(owner, items)
     if guarded is None:
@@ -971,13 +958,7 @@ def ack_jobs(
         lease_token=None,
     )
     done = _by_id(rows)
-    for finished in done.values():
-        metrics.record_acked(
-            job_id=finished.job_id,
-            queue_name=finished.queue_name,
-            started_at=finished.started_at,
-            now=now,
-        )
+    metrics.record_acked_batch(done.values(), now)
     return _per_item(items, covered, done)
 
 
