@@ -7,7 +7,11 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import middleware as auth_middleware
+from django.contrib.messages import middleware as messages_middleware
+from django.contrib.sessions import middleware as sessions_middleware
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware import csrf as csrf_middleware
 from django.urls import is_valid_path
 
 from openqueue_site.api import detail_response, request_too_large
@@ -74,3 +78,61 @@ class TrailingSlashRedirectMiddleware:
                 target = request.get_full_path().replace(path, path.rstrip("/"), 1)
                 return TemporaryRedirect(request.build_absolute_uri(target))
         return response
+
+
+# --- Browser-only middleware ------------------------------------------------------
+#
+# Sessions, the auth middleware's request.user, messages and CSRF serve the
+# admin and the console. The JSON API authenticates every request with a
+# bearer token and its views are CSRF-exempt (DRF), so on its paths those
+# four only cost time (together about a tenth of /health's CPU, measured
+# interleaved in one process: docs/benchmarks.md). There they step aside;
+# everywhere else (admin, console, /admin/provision, /docs, static files)
+# they run as usual.
+
+API_PATH_PREFIXES = (
+    "/jobs",
+    "/queues/",
+    "/leases/",
+    "/dashboard/",
+    "/health",
+    "/ready",
+    "/metrics",
+)
+
+
+def is_api_path(path: str) -> bool:
+    """True for the bearer-token JSON routes and probes, which need no browser middleware."""
+    return path.startswith(API_PATH_PREFIXES)
+
+
+class BrowserOnlyMixin:
+    """Make a ``MiddlewareMixin`` middleware step aside on the API's paths.
+
+    Only ``__call__`` (process_request/process_response) is bypassed. A
+    ``process_view`` hook still runs: CSRF's returns at once for DRF's
+    CSRF-exempt views, and fails closed for any other view.
+    """
+
+    get_response: Callable[[HttpRequest], HttpResponse]
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_api_path(request.path_info):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class SessionMiddleware(BrowserOnlyMixin, sessions_middleware.SessionMiddleware):
+    """Django's, skipped on the API's paths."""
+
+
+class CsrfViewMiddleware(BrowserOnlyMixin, csrf_middleware.CsrfViewMiddleware):
+    """Django's, skipped on the API's paths (whose views are CSRF-exempt anyway)."""
+
+
+class AuthenticationMiddleware(BrowserOnlyMixin, auth_middleware.AuthenticationMiddleware):
+    """Django's, skipped on the API's paths (DRF authenticates bearer tokens there)."""
+
+
+class MessageMiddleware(BrowserOnlyMixin, messages_middleware.MessageMiddleware):
+    """Django's, skipped on the API's paths."""

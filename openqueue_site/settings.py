@@ -141,7 +141,6 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "openqueue_site.middleware.RequestIdMiddleware",
     # Just inside the request id, so they see it and every final status (500s too).
     "openqueue_site.logging.RequestLogMiddleware",
@@ -151,15 +150,28 @@ MIDDLEWARE = [
     "openqueue_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, CSRF, auth and messages serve the admin and the console; they
+    # step aside on the bearer-token API's paths (openqueue_site/middleware.py).
+    "openqueue_site.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "openqueue_site.middleware.TrailingSlashRedirectMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "openqueue_site.middleware.CsrfViewMiddleware",
+    "openqueue_site.middleware.AuthenticationMiddleware",
+    "openqueue_site.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# django-prometheus's request middleware exports django_http_* series that
+# repeat what openqueue_http_* (queues/metrics.py, by route template) already
+# say, for about an eighth of the CPU of a small API request
+# (docs/benchmarks.md). Off unless asked for.
+OPENQUEUE_DJANGO_HTTP_METRICS = env_bool("OPENQUEUE_DJANGO_HTTP_METRICS", False)
+if OPENQUEUE_DJANGO_HTTP_METRICS:
+    MIDDLEWARE = [
+        "django_prometheus.middleware.PrometheusBeforeMiddleware",
+        *MIDDLEWARE,
+        "django_prometheus.middleware.PrometheusAfterMiddleware",
+    ]
 
 ROOT_URLCONF = "openqueue_site.urls"
 WSGI_APPLICATION = "openqueue_site.wsgi.application"

@@ -166,3 +166,35 @@ def test_login_page_logs_in_and_lands_on_the_console():
     assert client.get("/console/").status_code == 200
     logout = client.post("/accounts/logout/")
     assert logout.status_code == 302 and logout["Location"] == "/accounts/login/"
+
+
+def test_api_paths_skip_browser_state_but_the_console_keeps_it(user, tenant):
+    """Sessions, CSRF and messages serve the console; the bearer-token API ignores them.
+
+    A logged-in browser session is no credential for the API, and an API
+    response never sets a session, CSRF or messages cookie; the console on
+    the same client still has its session and its CSRF check.
+    """
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    assert browser.get("/console/").status_code == 200
+
+    # The session cookie rides along, but the API wants a bearer token.
+    assert browser.get("/jobs").status_code == 401
+    assert browser.post("/jobs", {}, content_type="application/json").status_code == 401
+
+    # With a token (and no CSRF token) the API works and sets no cookie.
+    for method, path in [("get", "/jobs"), ("post", "/jobs"), ("get", "/health")]:
+        response = getattr(browser, method)(
+            path,
+            {"queue_name": "q", "payload": {}} if method == "post" else None,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {tenant.token}",
+        )
+        assert response.status_code in (200, 201), (path, response.content)
+        assert not response.cookies, (path, response.cookies)
+
+    # The console is untouched: still logged in, still CSRF-protected.
+    assert browser.get("/console/").status_code == 200
+    job = JobFactory(owner=user, dead=True)
+    assert browser.post(f"/console/jobs/{job.pk}/requeue/").status_code == 403
