@@ -149,7 +149,11 @@ def parse_json_body(request: HttpRequest) -> Any:
     except (ValueError, RecursionError) as exc:
         # Invalid UTF-8, NaN/Infinity, out-of-range numbers, absurd nesting.
         raise _json_invalid(0, str(exc) or exc.__class__.__name__) from None
-    if _too_deep(value, MAX_JSON_DEPTH):
+    # Each level of nesting needs an opening bracket: a body with no more of
+    # them than the limit cannot be too deep, so the walk is skipped (a
+    # 100-job batch spent a quarter of its Python calls in it).
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets > MAX_JSON_DEPTH and _too_deep(value, MAX_JSON_DEPTH):
         raise _json_invalid(0, f"nested more than {MAX_JSON_DEPTH} levels deep")
     return value
 

@@ -24,6 +24,7 @@ import logging
 import os
 import time
 import uuid
+from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -120,8 +121,8 @@ def _observe_processing(
 def record_enqueued(queue_names: Iterable[str]) -> None:
     """Jobs created, once per job (enqueue is logged by the request line, not per job)."""
     counts: dict[str, int] = {}
-    for name in queue_names:
-        counts[_queue(name)] = counts.get(_queue(name), 0) + 1
+    for name, count in Tally(queue_names).items():
+        counts[_queue(name)] = counts.get(_queue(name), 0) + count
     for name, count in counts.items():
         ENQUEUED.labels(name).inc(count)
 

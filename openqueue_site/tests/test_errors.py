@@ -200,6 +200,18 @@ def test_payload_nested_up_to_the_limit_is_stored_and_round_trips(tenant):
     assert detail.json()["payload"] == json.loads(raw)["payload"]
 
 
+def test_the_text_backslash_u0000_is_not_a_nul_and_is_stored(tenant):
+    # The NUL check looks for "\u0000" in the payload's JSON first; the six
+    # characters backslash-u-0-0-0-0 (JSON "\\u0000") also show up there and
+    # must still pass, byte for byte.
+    payload = {"path": "C:\\u0000\\x", "list": ["\\u0000", {"k\\u0000": 1}]}
+    response = tenant.api.post_json("/jobs", {"payload": payload})
+
+    assert response.status_code == 201, response.content
+    detail = tenant.api.get(f"/jobs/{response.json()['job_id']}/detail")
+    assert detail.json()["payload"] == payload
+
+
 # ~900 levels used to parse and then crash the INSERT's json.dumps (a 500).
 @pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 600, 890, 895, 900, 905, 950, 5000])
 def test_payload_nested_past_the_limit_is_422_never_500(tenant, levels):
