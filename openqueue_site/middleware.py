@@ -11,7 +11,6 @@ from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.middleware import csrf as csrf_middleware
 from django.urls import is_valid_path
 
 from openqueue_site.api import detail_response, request_too_large
@@ -82,13 +81,13 @@ class TrailingSlashRedirectMiddleware:
 
 # --- Browser-only middleware ------------------------------------------------------
 #
-# Sessions, the auth middleware's request.user, messages and CSRF serve the
-# admin and the console. The JSON API authenticates every request with a
-# bearer token and its views are CSRF-exempt (DRF), so on its paths those
-# four only cost time (together about a tenth of /health's CPU, measured
-# interleaved in one process: docs/benchmarks.md). There they step aside;
-# everywhere else (admin, console, /admin/provision, /docs, static files)
-# they run as usual.
+# Sessions, the auth middleware's request.user and messages serve the admin
+# and the console. The JSON API authenticates every request with a bearer
+# token, so on its paths those three only cost time (about a tenth of
+# /health's CPU, measured interleaved in one process: docs/benchmarks.md).
+# There they step aside; everywhere else (admin, console, /admin/provision,
+# /docs, static files) they run as usual. CSRF runs everywhere (cheap, and
+# the API's DRF views are CSRF-exempt).
 
 API_PATH_PREFIXES = (
     "/jobs",
@@ -109,9 +108,7 @@ def is_api_path(path: str) -> bool:
 class BrowserOnlyMixin:
     """Make a ``MiddlewareMixin`` middleware step aside on the API's paths.
 
-    Only ``__call__`` (process_request/process_response) is bypassed. A
-    ``process_view`` hook still runs: CSRF's returns at once for DRF's
-    CSRF-exempt views, and fails closed for any other view.
+    Only ``__call__`` (process_request/process_response) is bypassed.
     """
 
     get_response: Callable[[HttpRequest], HttpResponse]
@@ -124,10 +121,6 @@ class BrowserOnlyMixin:
 
 class SessionMiddleware(BrowserOnlyMixin, sessions_middleware.SessionMiddleware):
     """Django's, skipped on the API's paths."""
-
-
-class CsrfViewMiddleware(BrowserOnlyMixin, csrf_middleware.CsrfViewMiddleware):
-    """Django's, skipped on the API's paths (whose views are CSRF-exempt anyway)."""
 
 
 class AuthenticationMiddleware(BrowserOnlyMixin, auth_middleware.AuthenticationMiddleware):

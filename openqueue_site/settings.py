@@ -150,12 +150,13 @@ MIDDLEWARE = [
     "openqueue_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Sessions, CSRF, auth and messages serve the admin and the console; they
-    # step aside on the bearer-token API's paths (openqueue_site/middleware.py).
+    # Sessions, auth and messages serve the admin and the console; they step
+    # aside on the bearer-token API's paths (openqueue_site/middleware.py).
+    # CSRF stays everywhere: it is cheap, and check --deploy looks for it.
     "openqueue_site.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "openqueue_site.middleware.TrailingSlashRedirectMiddleware",
-    "openqueue_site.middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "openqueue_site.middleware.AuthenticationMiddleware",
     "openqueue_site.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
