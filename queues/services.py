@@ -287,8 +287,13 @@ def lease_job(
     worker_id: str,
     lease_seconds: int,
     now: datetime | None = None,
+    count_empty: bool = True,
 ) -> Lease | None:
     """Lease the next job of ``queue_name``, or return None when none is due.
+
+    ``count_empty=False`` leaves an empty result out of
+    ``openqueue_jobs_lease_empty_total``: a long-poll makes several attempts
+    for one request and counts its final answer itself.
 
     Order: priority DESC, then created_at ASC. A processing job whose lease
     has expired competes like a pending one; re-leasing it counts
@@ -327,7 +332,8 @@ def lease_job(
             now=now,
         )
     if lease is None:
-        metrics.record_lease_empty(queue_name)
+        if count_empty:
+            metrics.record_lease_empty(queue_name)
     else:
         metrics.record_leased(
             job_id=lease.job.id,
@@ -694,6 +700,7 @@ def lease_jobs(
     lease_seconds: int,
     max_jobs: int,
     now: datetime | None = None,
+    count_empty: bool = True,
 ) -> list[Lease]:
     """Lease up to ``max_jobs`` due jobs of ``queue_name`` in one transaction, in lease order.
 
@@ -732,7 +739,7 @@ def lease_jobs(
             started_at=dead.started_at,
             now=now,
         )
-    if not leases:
+    if not leases and count_empty:  # see lease_job
         metrics.record_lease_empty(queue_name)
     metrics.record_leased_batch(leases)
     return leases

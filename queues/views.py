@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from openqueue_site.api import MISSING, PayloadTooLarge, parse_json_body, validate_all
-from queues import notify, services
+from queues import metrics, notify, services
 from queues.models import Job, JobStatus
 from queues.serializers import (
     AckRequest,
@@ -289,9 +289,12 @@ class LeaseView(ApiView):
                 queue_name=path.queue_name,
                 worker_id=body.worker_id,
                 lease_seconds=body.lease_seconds,
+                count_empty=False,
             ),
         )
         if lease is None:
+            # Once per request, however many attempts a long-poll made.
+            metrics.record_lease_empty(path.queue_name)
             return HttpResponse(b"null", content_type="application/json")
         return Response(
             {
@@ -476,8 +479,11 @@ class BatchLeaseView(ApiView):
                 worker_id=body.worker_id,
                 lease_seconds=body.lease_seconds,
                 max_jobs=body.max_jobs,
+                count_empty=False,
             ),
         )
+        if not leases:
+            metrics.record_lease_empty(path.queue_name)  # once per request
         return Response({"leases": [lease_to_dict(lease) for lease in leases]})
 
 

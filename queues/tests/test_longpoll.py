@@ -21,6 +21,7 @@ import httpx
 import pytest
 from django.db import connection
 from django.utils import timezone
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from queues import notify, services
@@ -82,6 +83,25 @@ def test_lease_wait_ends_with_null_on_an_empty_queue(tenant):
     assert response.status_code == 200
     assert response.content == b"null"
     assert notify.hub.waiting == 0  # the waiter unsubscribed
+
+
+def test_a_long_poll_that_ends_empty_counts_one_empty_lease(tenant):
+    # The wait makes several lease attempts (SQLite polls every 100 ms); the
+    # metric counts answers ("Lease returned null"), not attempts.
+    def empty(queue: str) -> float:
+        return (
+            REGISTRY.get_sample_value("openqueue_jobs_lease_empty_total", {"queue_name": queue})
+            or 0.0
+        )
+
+    before = (empty("drained"), empty("drained-batch"))
+    assert lease(tenant, "drained", wait_seconds=1).content == b"null"
+    response = tenant.api.post_json(
+        "/queues/drained-batch/lease/batch", {"worker_id": "w", "wait_seconds": 1}
+    )
+    assert response.json() == {"leases": []}
+
+    assert (empty("drained") - before[0], empty("drained-batch") - before[1]) == (1, 1)
 
 
 def test_lease_wait_wakes_when_run_at_arrives(tenant):
