@@ -4,8 +4,12 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.forms import AdminLoginForm
 from accounts.models import ApiToken, User
 from accounts.services import deactivate_users, revoke_token
+
+# Wrong passwords spend the address's failed-authentication budget (accounts/forms.py).
+admin.site.login_form = AdminLoginForm
 
 
 class UserCreationForm(auth_forms.AdminUserCreationForm):

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from accounts import console as token_console
+from accounts.forms import ConsoleLoginForm
 from accounts.views import ProvisionView
 from queues import console, views
 from queues.metrics import metrics_view
@@ -45,7 +46,9 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/console/"), name="home"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=ConsoleLoginForm
+        ),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -103,3 +103,46 @@ def test_provision_compares_the_secret_in_constant_time(settings, monkeypatch):
     )
     assert response.status_code == 403
     assert calls == [(b"guess", b"correct-horse")]
+
+
+# --- Password sign-in (console and admin) -------------------------------------------
+
+
+def sign_in(path: str, email: str, password: str, address: str = "203.0.113.7"):
+    from django.test import Client
+
+    client = Client(REMOTE_ADDR=address)
+    response = client.post(path, {"username": email, "password": password})
+    return client, response
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/"])
+def test_wrong_passwords_spend_the_budget_then_even_the_right_one_is_refused(limited, path):
+    from queues.tests.factories import UserFactory
+
+    user = UserFactory(email="ops@example.com", is_staff=True)
+    user.set_password("the right password")
+    user.save()
+
+    for _ in range(3):
+        _, response = sign_in(path, "ops@example.com", "a wrong guess")
+        assert response.status_code == 200  # the form again, with its error
+        assert b"Too many failed sign-in attempts" not in response.content
+
+    client, response = sign_in(path, "ops@example.com", "the right password")
+
+    assert response.status_code == 200
+    assert b"Too many failed sign-in attempts from your address" in response.content
+    assert "_auth_user_id" not in client.session  # not signed in
+
+    # Another address is not affected, and a right password spends nothing.
+    client, response = sign_in(path, "ops@example.com", "the right password", "198.51.100.1")
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(user.pk)
+
+
+def test_password_and_token_failures_share_one_budget(limited):
+    for _ in range(2):
+        sign_in("/accounts/login/", "nobody@example.com", "guess")
+    assert guess().status_code == 401  # the third failure
+    assert guess().status_code == 429
