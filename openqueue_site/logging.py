@@ -27,6 +27,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.functional import empty
 
+from openqueue_site.clients import client_address
+
 # The id of the request being served by this thread, added to every log line
 # written while serving it (job events included), so they can be joined.
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -129,7 +131,8 @@ class RequestLogMiddleware:
     """One ``http_request`` line per request, at INFO on ``openqueue.http``.
 
     Fields: request_id, method, route, path, status, duration_ms, tenant_id,
-    client_ip (the socket peer, REMOTE_ADDR) and user_agent. It sits just
+    client_ip (openqueue_site/clients.py: the socket peer, or the address
+    the trusted proxies saw) and user_agent. It sits just
     inside RequestIdMiddleware so it sees the id and every final status,
     500s included.
     """
@@ -153,7 +156,7 @@ class RequestLogMiddleware:
                     "status": response.status_code,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     "tenant_id": tenant_id(request),
-                    "client_ip": request.META.get("REMOTE_ADDR"),
+                    "client_ip": client_address(request),
                     "user_agent": request.headers.get("User-Agent", "")[:512],
                 },
             )

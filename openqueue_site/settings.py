@@ -106,6 +106,12 @@ SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
 _proxy_ssl_header = env_str("OPENQUEUE_PROXY_SSL_HEADER").strip()
 if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# How many reverse proxies in front of the server append to X-Forwarded-For.
+# 0: the client is the socket peer (REMOTE_ADDR). N: the N-th address from
+# the right of X-Forwarded-For, the one the outermost trusted proxy saw
+# (queues/throttling.py, client_address). Never more than the proxies you run:
+# every address further left is whatever the client claimed.
+OPENQUEUE_TRUSTED_PROXIES = env_int("OPENQUEUE_TRUSTED_PROXIES", 0, minimum=0)
 SECURE_HSTS_SECONDS = env_int("OPENQUEUE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("OPENQUEUE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("OPENQUEUE_HSTS_PRELOAD", False)

@@ -21,6 +21,10 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from openqueue_site.clients import client_address
+
+__all__ = ["client_address"]  # re-exported for the authentication code
+
 # tokens_now = min(burst, tokens + (now - refilled_at) * rate); spend one if
 # tokens_now >= 1. The same expression is written out for both databases.
 _REFILLED = (
@@ -170,10 +174,3 @@ class AuthFailureLimiter:
 
 
 auth_failures = AuthFailureLimiter()
-
-
-def client_address(request: Any) -> str:
-    """The peer address (REMOTE_ADDR); behind a proxy that is the proxy's address."""
-    meta = getattr(request, "META", {})
-    # Bounded: the bucket key column holds 100 characters.
-    return (meta.get("REMOTE_ADDR") or "unknown")[:64]

@@ -146,3 +146,46 @@ def test_password_and_token_failures_share_one_budget(limited):
         sign_in("/accounts/login/", "nobody@example.com", "guess")
     assert guess().status_code == 401  # the third failure
     assert guess().status_code == 429
+
+
+# --- Behind reverse proxies (OPENQUEUE_TRUSTED_PROXIES) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "expected"),
+    [
+        (0, "198.51.100.9", "10.0.0.2"),  # no proxies trusted: the socket peer
+        (1, "198.51.100.9", "198.51.100.9"),  # one proxy: what it saw
+        (1, "6.6.6.6, 198.51.100.9", "198.51.100.9"),  # the client's own claim is ignored
+        (2, "6.6.6.6, 198.51.100.9, 10.0.0.1", "198.51.100.9"),  # two proxies
+        (2, "198.51.100.9", "10.0.0.2"),  # fewer hops than proxies: the peer
+        (1, "", "10.0.0.2"),
+    ],
+)
+def test_client_address_counts_trusted_proxies_from_the_right(
+    settings, trusted, forwarded, expected
+):
+    from types import SimpleNamespace
+
+    from openqueue_site.clients import client_address
+
+    settings.OPENQUEUE_TRUSTED_PROXIES = trusted
+    request = SimpleNamespace(META={"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": forwarded})
+    assert client_address(request) == expected
+
+
+def test_behind_a_proxy_each_client_has_its_own_budget(limited, settings, tenant):
+    settings.OPENQUEUE_TRUSTED_PROXIES = 1
+    proxy = "10.0.0.2"
+
+    def guess_via_proxy(client: str):
+        return ApiClient(generate_token(), REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=client).get(
+            "/jobs"
+        )
+
+    assert [guess_via_proxy("198.51.100.9").status_code for _ in range(4)] == [401] * 3 + [429]
+    # Another client behind the same proxy is not locked out by the attacker.
+    fine = ApiClient(tenant.token, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="192.0.2.44")
+    assert fine.get("/jobs").status_code == 200
+    # Spoofing a different address in front does not escape the budget.
+    assert guess_via_proxy("192.0.2.44, 198.51.100.9").status_code == 429
