@@ -1,8 +1,12 @@
+from typing import Any
+
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from accounts.forms import AdminLoginForm
 from accounts.models import ApiToken, User
@@ -10,6 +14,45 @@ from accounts.services import deactivate_users, revoke_token
 
 # Wrong passwords spend the address's failed-authentication budget (accounts/forms.py).
 admin.site.login_form = AdminLoginForm
+
+# The confirmation pages list at most this many of the rows that will change.
+CONFIRM_LIST_LIMIT = 50
+
+
+def confirmation_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    verb: str,
+    done: str,
+    skip_reason: str,
+    warning: str,
+    headings: list[str],
+    rows: list[tuple[Any, ...]],
+    eligible_count: int,
+) -> TemplateResponse:
+    """The "are you sure?" page of an irreversible action; "Yes" posts back with confirm=yes."""
+    selected_count = queryset.count()
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"{verb.capitalize()} {model_admin.model._meta.verbose_name_plural}?",
+        "opts": model_admin.model._meta,
+        "verb": verb,
+        "done": done,
+        "warning": warning,
+        "headings": headings,
+        "rows": rows,
+        "selected_count": selected_count,
+        "skip_count": selected_count - eligible_count,
+        "skip_reason": skip_reason,
+        "action": request.POST.get("action", ""),
+        "select_across": request.POST.get("select_across", "0"),
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "back_url": request.get_full_path(),
+    }
+    return TemplateResponse(request, "admin/accounts/action_confirmation.html", context)
 
 
 class UserCreationForm(auth_forms.AdminUserCreationForm):
@@ -53,7 +96,27 @@ class UserAdmin(BaseUserAdmin):
     actions = ["deactivate_selected"]
 
     @admin.action(description="Deactivate selected users (their tokens stop working)")
-    def deactivate_selected(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    def deactivate_selected(
+        self, request: HttpRequest, queryset: QuerySet[User]
+    ) -> HttpResponse | None:
+        eligible = queryset.filter(is_active=True).order_by("email")
+        if request.POST.get("confirm") != "yes":
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                verb="deactivate",
+                done="deactivated",
+                skip_reason="already inactive",
+                warning="They can no longer sign in, and every API token they own stops "
+                "working at once (403). Their jobs stay.",
+                headings=["Email", "Staff", "Joined (UTC)"],
+                rows=[
+                    (user.email, "yes" if user.is_staff else "no", f"{user.date_joined:%Y-%m-%d}")
+                    for user in eligible[:CONFIRM_LIST_LIMIT]
+                ],
+                eligible_count=eligible.count(),
+            )
         deactivated = deactivate_users(queryset)
         skipped = queryset.count() - deactivated
         self.message_user(
@@ -61,6 +124,7 @@ class UserAdmin(BaseUserAdmin):
             f"{deactivated} deactivated, {skipped} skipped (already inactive).",
             messages.SUCCESS if deactivated else messages.WARNING,
         )
+        return None
 
 
 @admin.register(ApiToken)
@@ -85,7 +149,33 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request)
 
     @admin.action(description="Revoke selected API tokens", permissions=["change"])
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        revoked = sum(revoke_token(token=token) for token in queryset.filter(revoked_at=None))
+    def revoke_selected(
+        self, request: HttpRequest, queryset: QuerySet[ApiToken]
+    ) -> HttpResponse | None:
+        eligible = queryset.filter(revoked_at=None).select_related("owner").order_by("-pk")
+        if request.POST.get("confirm") != "yes":
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                verb="revoke",
+                done="revoked",
+                skip_reason="already revoked",
+                warning="A revoked token is refused (401) on its next request, and it cannot "
+                "be restored: its owner has to create a new one.",
+                headings=["Name", "Prefix", "Owner", "Last used (UTC)"],
+                rows=[
+                    (
+                        token.name,
+                        token.prefix,
+                        token.owner.email,
+                        f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else None,
+                    )
+                    for token in eligible[:CONFIRM_LIST_LIMIT]
+                ],
+                eligible_count=eligible.count(),
+            )
+        revoked = sum(revoke_token(token=token) for token in eligible)
         skipped = queryset.count() - revoked
         self.message_user(request, f"Revoked {revoked} token(s); {skipped} already revoked.")
+        return None

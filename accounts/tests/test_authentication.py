@@ -339,10 +339,17 @@ def test_admin_revoke_action_refuses_the_token_on_its_next_request(admin_client,
     from accounts.models import ApiToken
 
     token = ApiToken.objects.get(owner=tenant.user)
-    response = admin_client.post(
-        "/admin/accounts/apitoken/",
-        {"action": "revoke_selected", "_selected_action": [token.pk]},
-    )
+    selection = {"action": "revoke_selected", "_selected_action": [token.pk]}
+    # First an "are you sure?" page that names the token; nothing changes yet.
+    page = admin_client.post("/admin/accounts/apitoken/", selection)
+    assert page.status_code == 200
+    assert token.prefix in page.content.decode()
+    assert "cannot be restored" in page.content.decode()
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    assert tenant.api.get("/jobs").status_code == 200
+
+    response = admin_client.post("/admin/accounts/apitoken/", {**selection, "confirm": "yes"})
     assert response.status_code == 302
     token.refresh_from_db()
     assert token.revoked_at is not None

@@ -167,10 +167,13 @@ def test_user_admin_creates_and_deactivates_users(admin_client):
     user = User.objects.get(email="new@example.com")
     assert user.check_password("a-long-enough-pass-9")
     active = UserFactory()
+    selection = {"action": "deactivate_selected", helpers.ACTION_CHECKBOX_NAME: [user.pk]}
+    page = admin_client.post("/admin/accounts/user/", selection)
+    assert page.status_code == 200 and user.email in page.content.decode()
+    user.refresh_from_db()
+    assert user.is_active  # nothing happens before "Yes"
     response = admin_client.post(
-        "/admin/accounts/user/",
-        {"action": "deactivate_selected", helpers.ACTION_CHECKBOX_NAME: [user.pk]},
-        follow=True,
+        "/admin/accounts/user/", {**selection, "confirm": "yes"}, follow=True
     )
     assert "1 deactivated, 0 skipped (already inactive)." in messages_of(response)
     user.refresh_from_db()
