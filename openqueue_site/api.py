@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from typing import Any, TypeVar
 
 import pydantic
@@ -85,6 +86,17 @@ def _json_invalid(position: int, message: str) -> RequestValidationError:
     )
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _too_deep(value: Any, limit: int) -> bool:
     """True if ``value`` nests arrays/objects more than ``limit`` levels (no recursion)."""
     stack = [(value, 1)]
@@ -149,6 +161,10 @@ def parse_json_body(request: HttpRequest) -> Any:
     except (ValueError, RecursionError) as exc:
         # Invalid UTF-8, NaN/Infinity, out-of-range numbers, absurd nesting.
         raise _json_invalid(0, str(exc) or exc.__class__.__name__) from None
+    # "\ud800" without its pair parses to a lone surrogate, which no UTF-8
+    # text (nor PostgreSQL) can hold: refuse it here instead of failing later.
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
+        raise _json_invalid(0, "lone UTF-16 surrogate (\\ud800-\\udfff without its pair)")
     # Each level of nesting needs an opening bracket: a body with no more of
     # them than the limit cannot be too deep, so the walk is skipped (a
     # 100-job batch spent a quarter of its Python calls in it).

@@ -200,6 +200,35 @@ def test_payload_nested_up_to_the_limit_is_stored_and_round_trips(tenant):
     assert detail.json()["payload"] == json.loads(raw)["payload"]
 
 
+# A lone UTF-16 surrogate escape parses to a str that cannot be encoded as
+# UTF-8 (nor stored by PostgreSQL): it used to reach json_size and answer 500.
+@pytest.mark.parametrize("path", BODY_PATHS)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"queue_name": "q", "payload": {"a": "\\ud800"}}',
+        b'{"queue_name": "q", "payload": {"\\uDFFF": 1}}',
+        b'{"jobs": [{"payload": {"a": "x\\udbff"}}], "worker_id": "\\ud800"}',
+        b'{"queue_name": "q\\uDC00", "lease_token": "\\ud834", "error": "\\udd1e"}',
+    ],
+)
+def test_lone_surrogate_escapes_are_422_json_invalid_never_500(tenant, admin_secret, path, raw):
+    response = post_raw(tenant.api, path, raw)
+
+    assert [error["type"] for error in errors_of(response)] == ["json_invalid"]
+    assert Job.objects.count() == 0
+
+
+def test_a_surrogate_pair_is_one_character_and_round_trips(tenant):
+    raw = b'{"payload": {"emoji": "\\ud83d\\ude00", "text": "\\\\ud800 is text here"}}'
+
+    response = post_raw(tenant.api, "/jobs", raw)
+
+    assert response.status_code == 201, response.content
+    payload = tenant.api.get(f"/jobs/{response.json()['job_id']}/detail").json()["payload"]
+    assert payload == {"emoji": "\U0001f600", "text": "\\ud800 is text here"}
+
+
 def test_the_text_backslash_u0000_is_not_a_nul_and_is_stored(tenant):
     # The NUL check looks for "\u0000" in the payload's JSON first; the six
     # characters backslash-u-0-0-0-0 (JSON "\\u0000") also show up there and
