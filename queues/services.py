@@ -33,6 +33,7 @@ Rules every function here follows:
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable
@@ -470,7 +471,10 @@ def _lease_statement(
         "dead_reason": DeadReason.LEASE_EXPIRED.value,
     }
     while (need := limit - len(leases)) > 0:
-        rows = list(Job.objects.raw(_LEASE_SQL, {**params, "limit": need}))
+        with connection.cursor() as cursor:
+            cursor.execute(_LEASE_SQL, {**params, "limit": need})
+            columns = tuple(col.name for col in cursor.description)
+            rows = [_job_from_row(columns, row) for row in cursor.fetchall()]
         # RETURNING has no order: restore the lease order.
         rows.sort(key=lambda j: (-j.priority, j.created_at, j.id))
         for job in rows:
@@ -488,6 +492,47 @@ def _lease_statement(
         if not any(job.status == JobStatus.DEAD for job in rows):
             break
     return leases, buried
+
+
+@functools.cache
+def _row_plan(columns: tuple[str, ...], vendor: str) -> tuple[list[int], list[Any], list[str]]:
+    """How to turn a ``RETURNING jobs.*, ...`` row into a Job, worked out once per shape.
+
+    Returns, in the model's field order, the row index of each field's
+    column and that field's converters (with the column they need), plus the
+    names of the extra columns. ``Job.objects.raw()`` redid this per query:
+    about a third of a single lease's Python calls.
+    """
+    index = {name: i for i, name in enumerate(columns)}
+    positions: list[int] = []
+    converters: list[Any] = []
+    for field in Job._meta.concrete_fields:
+        positions.append(index[field.column])
+        col = field.get_col(Job._meta.db_table)
+        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        converters.append((found, col) if found else None)
+    known = {field.column for field in Job._meta.concrete_fields}
+    return positions, converters, [name for name in columns if name not in known]
+
+
+def _job_from_row(columns: tuple[str, ...], row: tuple[Any, ...]) -> Job:
+    """A Job from a raw row; extra columns (such as ``recovered``) become attributes."""
+    positions, converters, extras = _row_plan(columns, connection.vendor)
+    values = []
+    for position, conversion in zip(positions, converters, strict=True):
+        value = row[position]
+        if conversion is not None:
+            found, col = conversion
+            for convert in found:
+                value = convert(value, col, connection)
+        values.append(value)
+    job = Job.from_db(connection.alias, _JOB_ATTNAMES, values)
+    for name in extras:
+        setattr(job, name, row[columns.index(name)])
+    return job
+
+
+_JOB_ATTNAMES = [field.attname for field in Job._meta.concrete_fields]
 
 
 def _bury(job: Job, *, reason: str, now: datetime) -> None:
@@ -563,17 +608,22 @@ def ack_job(
 ) -> Finished:
     """Complete a leased job. Raises LeaseMismatch unless the lease is current."""
     now = now or timezone.now()
-    rows = _leased(owner, job_id, lease_token).update_returning(
-        _REPORTED,
-        status=JobStatus.COMPLETED,
-        result=result,
-        error_text=None,
-        updated_at=now,
-        finished_at=now,
-        locked_until=None,
-        locked_by=None,
-        lease_token=None,
-    )
+    if connection.vendor == "postgresql":
+        # The batch ack's constant statement with one item: no ORM compile.
+        item = AckItem(job_id, lease_token, result)
+        _, rows = _batch_statement(_ACK_SQL, owner, [item], _ack_values, now)
+    else:
+        rows = _leased(owner, job_id, lease_token).update_returning(
+            _REPORTED,
+            status=JobStatus.COMPLETED,
+            result=result,
+            error_text=None,
+            updated_at=now,
+            finished_at=now,
+            locked_until=None,
+            locked_by=None,
+            lease_token=None,
+        )
     done = _one(rows, LeaseMismatch)
     metrics.record_acked(
         job_id=done.job_id, queue_name=done.queue_name, started_at=done.started_at, now=now
@@ -599,9 +649,13 @@ def nack_job(
     returned status says which one it took.
     """
     now = now or timezone.now()
-    rows = _leased(owner, job_id, lease_token).update_returning(
-        _REPORTED, **_nack_values(retry=retry, error=error, now=now)
-    )
+    if connection.vendor == "postgresql":
+        item = NackItem(job_id, lease_token, error, retry)
+        _, rows = _batch_statement(_NACK_SQL, owner, [item], _nack_values_of, now)
+    else:
+        rows = _leased(owner, job_id, lease_token).update_returning(
+            _REPORTED, **_nack_values(retry=retry, error=error, now=now)
+        )
     done = _one(rows, LeaseMismatch)
     if done.status == JobStatus.PENDING:
         # A waiting lease then sleeps until the backoff ends (its new run_at).
@@ -936,7 +990,7 @@ def ack_jobs(
             _ACK_SQL,
             owner,
             items,
-            lambda item: {"result": item.result},
+            _ack_values,
             now,
         )
         done = _by_id(rows)
@@ -985,7 +1039,7 @@ def nack_jobs(
             _NACK_SQL,
             owner,
             items,
-            lambda item: {"error": item.error, "retry": item.retry},
+            _nack_values_of,
             now,
         )
         done = _by_id(rows)
@@ -1077,6 +1131,14 @@ FROM jsonb_to_recordset(%(items)s::jsonb)
 """  # noqa: S608 - only constants are interpolated; every value is a parameter
     + _BATCH_GUARD_SQL
 )
+
+
+def _ack_values(item: AckItem) -> dict[str, Any]:
+    return {"result": item.result}
+
+
+def _nack_values_of(item: NackItem) -> dict[str, Any]:
+    return {"error": item.error, "retry": item.retry}
 
 
 def _batch_statement(
