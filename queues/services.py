@@ -324,14 +324,7 @@ def lease_job(
             now=now,
         )
     # Recorded once the transaction is over, so a rolled-back lease is not counted.
-    for dead in buried:
-        metrics.record_dead(
-            job_id=dead.id,
-            queue_name=dead.queue_name,
-            reason=DeadReason.LEASE_EXPIRED,
-            started_at=dead.started_at,
-            now=now,
-        )
+    _record_buried(buried, now)
     if lease is None:
         if count_empty:
             metrics.record_lease_empty(queue_name)
@@ -344,6 +337,18 @@ def lease_job(
             lease_expires_at=lease.lease_expires_at,
         )
     return lease
+
+
+def _record_buried(buried: list[Job], now: datetime) -> None:
+    """Count and log the poison jobs a lease moved to the DLQ."""
+    for dead in buried:
+        metrics.record_dead(
+            job_id=dead.id,
+            queue_name=dead.queue_name,
+            reason=DeadReason.LEASE_EXPIRED,
+            started_at=dead.started_at,
+            now=now,
+        )
 
 
 def _lease_one_orm(
@@ -785,14 +790,7 @@ def lease_jobs(
             max_jobs=max_jobs,
             now=now,
         )
-    for dead in buried:
-        metrics.record_dead(
-            job_id=dead.id,
-            queue_name=dead.queue_name,
-            reason=DeadReason.LEASE_EXPIRED,
-            started_at=dead.started_at,
-            now=now,
-        )
+    _record_buried(buried, now)
     if not leases and count_empty:  # see lease_job
         metrics.record_lease_empty(queue_name)
     metrics.record_leased_batch(leases)
