@@ -1,7 +1,7 @@
 """Sign-in forms for the console and the admin, with a brute-force limit.
 
 The same per-address budget as bearer tokens and the provisioning secret
-(queues/throttling.py, ``OPENQUEUE_AUTH_FAILURE_LIMIT``): each wrong
+(ratelimits/buckets.py, ``OPENQUEUE_AUTH_FAILURE_LIMIT``): each wrong
 password spends a token of the address's bucket, and an address over its
 budget is refused before its password is even checked, so a right guess
 tells it nothing either.
@@ -9,14 +9,14 @@ tells it nothing either.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 
-from queues.throttling import TooManyAuthFailures, auth_failures, client_address
+from ratelimits.buckets import TooManyAuthFailures, auth_failures
+from ratelimits.clients import client_address
 
 
 class ThrottledLoginMixin:
@@ -29,9 +29,9 @@ class ThrottledLoginMixin:
         try:
             auth_failures.check(address)
         except TooManyAuthFailures as exc:
-            wait = max(1, math.ceil(exc.wait or 1))
             raise forms.ValidationError(
-                f"Too many failed sign-in attempts from your address. Try again in {wait} seconds.",
+                "Too many failed sign-in attempts from your address. "
+                f"Try again in {exc.wait} seconds.",
                 code="throttled",
             ) from None
         try:

@@ -57,7 +57,7 @@ class ApiToken(models.Model):
     # Unique: authentication looks the token up by this hash (one index probe).
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
-    # Written at most once a minute per token (accounts/authentication.py).
+    # Written at most once a minute per token (api/authentication.py).
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

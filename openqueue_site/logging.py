@@ -27,7 +27,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.functional import empty
 
-from openqueue_site.clients import client_address
+from ratelimits.clients import client_address
 
 # The id of the request being served by this thread, added to every log line
 # written while serving it (job events included), so they can be joined.
@@ -109,7 +109,7 @@ def route_template(request: HttpRequest) -> str:
 def tenant_id(request: HttpRequest) -> int | None:
     """The authenticated user's id, without causing a database query.
 
-    Bearer authentication records it on the request (accounts.authentication);
+    Bearer authentication records it on the request (api/authentication.py);
     a session user (admin, console) counts only if the view already loaded it.
     """
     recorded = getattr(request, "openqueue_tenant_id", None)
@@ -131,7 +131,7 @@ class RequestLogMiddleware:
     """One ``http_request`` line per request, at INFO on ``openqueue.http``.
 
     Fields: request_id, method, route, path, status, duration_ms, tenant_id,
-    client_ip (openqueue_site/clients.py: the socket peer, or the address
+    client_ip (ratelimits/clients.py: the socket peer, or the address
     the trusted proxies saw) and user_agent. It sits just
     inside RequestIdMiddleware so it sees the id and every final status,
     500s included.

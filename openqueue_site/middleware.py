@@ -1,8 +1,16 @@
-"""Cross-cutting HTTP behaviour that must hold for every response."""
+"""Cross-cutting HTTP behaviour that must hold for every response.
+
+Request ids, the HTTP metrics, the request-size limit, the 307 for a
+trailing slash, and the browser-only middleware that steps aside on the
+API's paths (which are read from api/urls.py, so a new route cannot be
+forgotten).
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 import uuid
 from collections.abc import Callable
 
@@ -10,10 +18,13 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import is_valid_path
+from django.urls import URLPattern, is_valid_path
+from prometheus_client import Counter, Histogram
 
-from openqueue_site.api import detail_response, request_too_large
+from api.errors import detail_response, request_too_large
+from openqueue_site.logging import normalized_method, route_template
 
 _REQUEST_ID_OK = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,199}$")
 
@@ -36,6 +47,40 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
+        return response
+
+
+HTTP_REQUESTS = Counter(
+    "openqueue_http_requests_total",
+    "HTTP requests by method, URL route template and status code.",
+    ["method", "route", "status_code"],
+)
+HTTP_DURATION = Histogram(
+    "openqueue_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and URL route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class HttpMetricsMiddleware:
+    """``openqueue_http_*`` for every response, labelled by route template.
+
+    It sits just inside RequestIdMiddleware, so 404, 405, 413, 429 and 500
+    responses are counted too (Django turns an exception into a 500 response
+    before it reaches this layer).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        method = normalized_method(request.method)
+        route = route_template(request)
+        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+        HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
         return response
 
 
@@ -85,24 +130,38 @@ class TrailingSlashRedirectMiddleware:
 # and the console. The JSON API authenticates every request with a bearer
 # token, so on its paths those three only cost time (about a tenth of
 # /health's CPU, measured interleaved in one process: docs/benchmarks.md).
-# There they step aside; everywhere else (admin, console, /admin/provision,
-# /docs, static files) they run as usual. CSRF runs everywhere (cheap, and
-# the API's DRF views are CSRF-exempt).
+# There (every route of api/urls.py) they step aside; everywhere else
+# (admin, console, static files) they run as usual. CSRF runs everywhere
+# (cheap, and the API's DRF views are CSRF-exempt).
 
-API_PATH_PREFIXES = (
-    "/jobs",
-    "/queues/",
-    "/leases/",
-    "/dashboard/",
-    "/health",
-    "/ready",
-    "/metrics",
-)
+
+@functools.cache
+def _api_paths() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The API's exact paths and path prefixes, read once from api/urls.py.
+
+    A route without converters is an exact path (``/jobs``, ``/health``);
+    one with converters is the literal text before its first converter
+    (``/jobs/``, ``/queues/``).
+    """
+    from api.urls import urlpatterns
+
+    exact: set[str] = set()
+    prefixes: set[str] = set()
+    for pattern in urlpatterns:
+        if not isinstance(pattern, URLPattern):
+            raise ImproperlyConfigured("api/urls.py must hold plain path() routes")
+        route = "/" + str(pattern.pattern)
+        if "<" in route:
+            prefixes.add(route.split("<", 1)[0])
+        else:
+            exact.add(route)
+    return frozenset(exact), tuple(sorted(prefixes))
 
 
 def is_api_path(path: str) -> bool:
-    """True for the bearer-token JSON routes and probes, which need no browser middleware."""
-    return path.startswith(API_PATH_PREFIXES)
+    """True for the API's routes (api/urls.py), which need no browser middleware."""
+    exact, prefixes = _api_paths()
+    return path in exact or path.rstrip("/") in exact or path.startswith(prefixes)
 
 
 class BrowserOnlyMixin:

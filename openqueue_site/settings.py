@@ -109,7 +109,7 @@ if _proxy_ssl_header:
 # How many reverse proxies in front of the server append to X-Forwarded-For.
 # 0: the client is the socket peer (REMOTE_ADDR). N: the N-th address from
 # the right of X-Forwarded-For, the one the outermost trusted proxy saw
-# (queues/throttling.py, client_address). Never more than the proxies you run:
+# (ratelimits/clients.py, client_address). Never more than the proxies you run:
 # every address further left is whatever the client claimed.
 OPENQUEUE_TRUSTED_PROXIES = env_int("OPENQUEUE_TRUSTED_PROXIES", 0, minimum=0)
 SECURE_HSTS_SECONDS = env_int("OPENQUEUE_HSTS_SECONDS", 0, minimum=0)
@@ -143,14 +143,17 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "accounts",
+    "ratelimits",
     "queues",
+    "api",
+    "console",
 ]
 
 MIDDLEWARE = [
     "openqueue_site.middleware.RequestIdMiddleware",
     # Just inside the request id, so they see it and every final status (500s too).
     "openqueue_site.logging.RequestLogMiddleware",
-    "queues.metrics.HttpMetricsMiddleware",
+    "openqueue_site.middleware.HttpMetricsMiddleware",
     # CORS before the size check, so a browser can read a 413 too.
     "corsheaders.middleware.CorsMiddleware",
     "openqueue_site.middleware.RequestSizeLimitMiddleware",
@@ -169,7 +172,7 @@ MIDDLEWARE = [
 ]
 
 # django-prometheus's request middleware exports django_http_* series that
-# repeat what openqueue_http_* (queues/metrics.py, by route template) already
+# repeat what openqueue_http_* (openqueue_site/middleware.py, by route) already
 # say, for about an eighth of the CPU of a small API request
 # (docs/benchmarks.md). Off unless asked for.
 OPENQUEUE_DJANGO_HTTP_METRICS = env_bool("OPENQUEUE_DJANGO_HTTP_METRICS", False)
@@ -285,14 +288,14 @@ WHITENOISE_USE_FINDERS = OPENQUEUE_ENV != "prod"
 # --- REST framework ---------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # Views parse bodies themselves, before authentication (openqueue_site/api.py);
+    # Views parse bodies themselves, before authentication (api/parsing.py);
     # the parser is declared so the OpenAPI schema lists application/json bodies.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_THROTTLE_CLASSES": ["queues.throttling.TokenBucketThrottle"],
-    "EXCEPTION_HANDLER": "openqueue_site.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenBucketThrottle"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -358,7 +361,7 @@ OPENQUEUE_LEASE_MAX_WAITERS = env_int(
     minimum=0,
 )
 # Django's own limit stays as a backstop; RequestSizeLimitMiddleware checks
-# Content-Length and openqueue_site.api.read_body bounds chunked bodies, and
+# Content-Length and api.parsing.read_body bounds chunked bodies, and
 # both answer 413 with a JSON detail.
 DATA_UPLOAD_MAX_MEMORY_SIZE = OPENQUEUE_MAX_REQUEST_BYTES
 

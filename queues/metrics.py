@@ -1,68 +1,43 @@
-"""Prometheus metrics (contract Part B §9 names, A.3 #9 labels) and job event logs.
+"""Job metrics (contract Part B §9 names, A.3 #9 labels) and job event logs.
 
 Counters are recorded by ``queues/services.py``, right after the transition
 they count, through the ``record_*`` functions below; each also writes the
 job's INFO line on the ``openqueue.jobs`` logger. Recording in the services
-(not the views) means the admin, the console and ``run_maintenance`` are
-counted as well as the API.
+means the API, the admin, the console and ``run_maintenance`` are all
+counted.
 
 Under gunicorn every worker is its own process: prometheus_client's
 multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set up by gunicorn.conf.py)
-keeps each worker's values in a file, and ``metrics_view`` sums them per
-scrape. Gauges are computed from the database at scrape time
-(``DatabaseCollector``), so they need no multiprocess mode at all.
+keeps each worker's values in a file, and ``/metrics`` (api/probes.py) sums
+them per scrape. Gauges are computed from the database at scrape time
+(``DatabaseCollector``), so they need no multiprocess mode at all. The HTTP
+counters live with their middleware (openqueue_site/middleware.py).
 
-Labels are bounded: queue names (validated, 255 characters), statuses,
-reasons, HTTP methods, route templates and status codes; never a job id or
-a raw path.
+Labels are bounded: queue names (validated, 255 characters), statuses and
+reasons; never a job id.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import os
-import time
 import uuid
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, Min, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from openqueue_site.logging import normalized_method, route_template
 from queues.models import Job, JobStatus
 
 logger = logging.getLogger("openqueue.jobs")
 
 UNKNOWN_QUEUE = "unknown"
 
-HTTP_REQUESTS = Counter(
-    "openqueue_http_requests_total",
-    "HTTP requests by method, URL route template and status code.",
-    ["method", "route", "status_code"],
-)
-HTTP_DURATION = Histogram(
-    "openqueue_http_request_duration_seconds",
-    "Time to answer an HTTP request, by method and URL route template.",
-    ["method", "route"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
 ENQUEUED = Counter("openqueue_jobs_enqueued_total", "Jobs created.", ["queue_name"])
 LEASED = Counter("openqueue_jobs_leased_total", "Leases that returned a job.", ["queue_name"])
 LEASE_EMPTY = Counter(
@@ -294,30 +269,6 @@ def record_cancelled(*, job_id: uuid.UUID, queue_name: str) -> None:
     logger.info("job_cancelled", extra={"job_id": str(job_id), "queue_name": queue_name})
 
 
-# --- HTTP --------------------------------------------------------------------------
-
-
-class HttpMetricsMiddleware:
-    """``openqueue_http_*`` for every response, labelled by route template.
-
-    It sits just inside RequestIdMiddleware, so 404, 405, 413, 429 and 500
-    responses are counted too (Django turns an exception into a 500 response
-    before it reaches this layer).
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
-        response = self.get_response(request)
-        method = normalized_method(request.method)
-        route = route_template(request)
-        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
-        HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
-        return response
-
-
 # --- Scrape time -------------------------------------------------------------------
 
 
@@ -398,65 +349,3 @@ class DatabaseCollector(Collector):
             expired.add_metric([name], queue["expired"])
         up.add_metric([], 1)
         yield from (jobs, oldest, expired, up)
-
-
-class _DefaultRegistry(Collector):
-    """The process's default registry, as one collector of a per-scrape registry."""
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        yield from REGISTRY.collect()
-
-
-def scrape_registry() -> CollectorRegistry:
-    """A fresh registry per scrape: every worker's values, plus the database gauges.
-
-    In multiprocess mode the default registry holds only this worker's
-    values, so the worker files are read instead (collectors registered on
-    the default registry are not exported then; that includes the default
-    process_* and python_* collectors, which would describe one random worker).
-    """
-    registry = CollectorRegistry(auto_describe=False)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry.register(_DefaultRegistry())
-    registry.register(DatabaseCollector())
-    return registry
-
-
-def _detail(status: int, detail: str) -> JsonResponse:
-    # Not openqueue_site.api.detail_response: that module imports the
-    # services, which import this one.
-    return JsonResponse(
-        {"detail": detail}, status=status, json_dumps_params={"separators": (",", ":")}
-    )
-
-
-def _authorized(request: HttpRequest) -> bool:
-    expected = settings.OPENQUEUE_METRICS_TOKEN
-    if not expected:
-        return True
-    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(credentials.strip().encode(), expected.encode())
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """``GET /metrics``: Prometheus text format.
-
-    With ``OPENQUEUE_METRICS_TOKEN`` set, only ``Authorization: Bearer <token>``
-    gets in (compared in constant time); anything else is 401.
-    """
-    if request.method not in ("GET", "HEAD"):
-        response = _detail(405, "Method Not Allowed")
-        response["Allow"] = "GET, HEAD"
-        return response
-    if not _authorized(request):
-        response = _detail(401, "Not authenticated")
-        response["WWW-Authenticate"] = "Bearer"
-        return response
-    return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)

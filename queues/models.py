@@ -233,23 +233,3 @@ class DeadJob(Job):
         proxy = True
         verbose_name = "dead job"
         verbose_name_plural = "Dead-letter queue"
-
-
-class RateLimitBucket(models.Model):
-    """One token bucket per (tenant, action), shared by every server process.
-
-    queues/throttling.py refills and spends it with a single atomic UPSERT.
-    """
-
-    key = models.CharField(primary_key=True, max_length=100)
-    tokens = models.FloatField()
-    refilled_at = models.FloatField(help_text="Unix time of the last refill.")
-    # Whether the last request was let through: the UPSERT writes and
-    # returns it, so each request learns its own outcome atomically.
-    last_allowed = models.BooleanField(default=True)
-
-    class Meta:
-        db_table = "rate_limit_buckets"
-
-    def __str__(self) -> str:
-        return self.key

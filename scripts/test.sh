@@ -36,7 +36,7 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -r requirements-dev.txt
 
-# Browser tests (queues/tests/test_browser.py) drive Debian's Chromium:
+# Browser tests (console/tests/test_browser.py) drive Debian's Chromium:
 # Playwright cannot download its own browser here.
 if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -37,11 +37,11 @@ def token_list(request: HttpRequest) -> HttpResponse:
         base_url = request.build_absolute_uri("/").rstrip("/")
         return render(
             request,
-            "accounts/token_created.html",
+            "console/token_created.html",
             {"token": issued.token, "secret": issued.raw, "base_url": base_url},
         )
     tokens = ApiToken.objects.filter(owner=request.user).order_by("revoked_at", "-created_at")
-    return render(request, "accounts/token_list.html", {"form": form, "tokens": tokens})
+    return render(request, "console/token_list.html", {"form": form, "tokens": tokens})
 
 
 @login_required
@@ -50,7 +50,7 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     """GET asks for confirmation; POST revokes."""
     token = get_object_or_404(ApiToken, pk=token_id, owner=request.user)
     if request.method == "GET":
-        return render(request, "accounts/token_revoke.html", {"token": token})
+        return render(request, "console/token_revoke.html", {"token": token})
     if revoke_token(token=token):
         messages.success(request, f"Token “{token.name}” revoked. It no longer works.")
     else:

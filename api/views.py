@@ -12,19 +12,16 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from openqueue_site.api import MISSING, PayloadTooLarge, parse_json_body, validate_all
-from queues import metrics, notify, services
-from queues.models import Job, JobStatus
-from queues.serializers import (
+from api.errors import PayloadTooLarge
+from api.parsing import MISSING, parse_json_body, validate_all
+from api.schemas import (
     AckRequest,
     BatchAckRequest,
     BatchEnqueueOut,
@@ -48,15 +45,16 @@ from queues.serializers import (
     NackRequest,
     QueuePath,
     QueueStatsListOut,
-    StatusOut,
     ValidationErrorOut,
     iso,
     job_to_dict,
     json_size,
 )
+from queues import metrics, notify, services
+from queues.models import Job, JobStatus
 
 # Every status any authenticated route can answer besides its own (404/409/...):
-# the schema fuzzer (openqueue_site/tests/test_schema_fuzz.py) holds us to it.
+# the schema fuzzer (api/tests/test_schema_fuzz.py) holds us to it.
 ERRORS = {
     401: OpenApiResponse(DetailOut, description="Missing, unknown or revoked token"),
     403: OpenApiResponse(DetailOut, description="The token's user is inactive"),
@@ -67,13 +65,12 @@ ERRORS = {
         DetailOut, description="Rate limit exceeded, or too many failed authentications"
     ),
 }
-LIMITED = ERRORS
 
 
 class ApiView(APIView):
     """Base of the authenticated API views."""
 
-    # Actions of queues/throttling.py by HTTP method.
+    # Rate-limit actions (api/throttling.py) by HTTP method.
     rate_limit_actions: dict[str, str] = {}
     # POST routes whose body is parsed (before authentication, as the original).
     parses_body = True
@@ -120,7 +117,7 @@ class JobsView(ApiView):
             OpenApiParameter("limit", int, description="1..200, default 50"),
             OpenApiParameter("offset", int, description=">= 0, default 0"),
         ],
-        responses={200: JobListOut, **LIMITED},
+        responses={200: JobListOut, **ERRORS},
         description="The caller's jobs, newest first (created_at DESC, id DESC).",
     )
     def get(self, request: Request) -> Response:
@@ -157,7 +154,7 @@ class JobsView(ApiView):
             201: EnqueueOut,
             200: OpenApiResponse(EnqueueOut, description="The job an earlier request created"),
             413: DetailOut,
-            **LIMITED,
+            **ERRORS,
         },
     )
     def post(self, request: Request) -> Response:
@@ -200,7 +197,7 @@ class BatchView(ApiView):
                 BatchEnqueueOut, description="Every item's idempotency key matched an existing job"
             ),
             413: DetailOut,
-            **LIMITED,
+            **ERRORS,
         },
         description="All jobs are created or none (at most OPENQUEUE_MAX_BATCH_SIZE). "
         "An item whose idempotency_key matches a job enqueued within the window returns "
@@ -271,7 +268,7 @@ class LeaseView(ApiView):
     @extend_schema(
         operation_id="lease",
         request=LeaseRequest,
-        responses={200: OpenApiResponse(LeaseOrNullOut, description="A lease, or null"), **LIMITED},
+        responses={200: OpenApiResponse(LeaseOrNullOut, description="A lease, or null"), **ERRORS},
         description="Lease the next due job of the queue. No job: 200 with the body null. "
         "With wait_seconds, wait up to that long for a job first (long-poll).",
     )
@@ -314,7 +311,7 @@ class AckView(ApiView):
     @extend_schema(
         operation_id="ack",
         request=AckRequest,
-        responses={200: JobStatusOut, 409: DetailOut, 413: DetailOut, **LIMITED},
+        responses={200: JobStatusOut, 409: DetailOut, 413: DetailOut, **ERRORS},
     )
     def post(self, request: Request, job_id: str) -> Response:
         path, body = validate_all(
@@ -337,7 +334,7 @@ class NackView(ApiView):
     @extend_schema(
         operation_id="nack",
         request=NackRequest,
-        responses={200: JobStatusOut, 409: DetailOut, 413: DetailOut, **LIMITED},
+        responses={200: JobStatusOut, 409: DetailOut, 413: DetailOut, **ERRORS},
         description="Retry after min(2^retry_count, 300) s, or move the job to the DLQ.",
     )
     def post(self, request: Request, job_id: str) -> Response:
@@ -367,7 +364,7 @@ class HeartbeatView(ApiView):
     @extend_schema(
         operation_id="heartbeat",
         request=HeartbeatRequest,
-        responses={200: JobStatusOut, 409: DetailOut, **LIMITED},
+        responses={200: JobStatusOut, 409: DetailOut, **ERRORS},
         description="Set the lease to expire lease_seconds from now.",
     )
     def post(self, request: Request, job_id: str) -> Response:
@@ -389,7 +386,7 @@ class QueueStatsView(ApiView):
     http_method_names = ["get"]
     rate_limit_actions = {"GET": "queue_stats"}
 
-    @extend_schema(operation_id="queue_stats", responses={200: QueueStatsListOut, **LIMITED})
+    @extend_schema(operation_id="queue_stats", responses={200: QueueStatsListOut, **ERRORS})
     def get(self, request: Request) -> Response:
         rows = Job.objects.for_owner(request.user).stats_by_queue()
         return Response(
@@ -403,36 +400,6 @@ class QueueStatsView(ApiView):
                 for row in rows
             ]
         )
-
-
-# --- Unauthenticated routes ---------------------------------------------------------
-
-
-class PublicView(APIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes: list = []
-    http_method_names = ["get"]
-
-
-class HealthView(PublicView):
-    @extend_schema(operation_id="health", responses={200: StatusOut})
-    def get(self, request: Request) -> Response:
-        """Liveness: the process answers. Touches no database."""
-        return Response({"status": "ok"})
-
-
-class ReadyView(PublicView):
-    @extend_schema(operation_id="ready", responses={200: StatusOut, 503: DetailOut})
-    def get(self, request: Request) -> Response:
-        """Readiness: the database answers ``SELECT 1``; 503 otherwise."""
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-                cursor.fetchone()
-        except Exception:
-            return Response({"detail": "Database not ready"}, status=503)
-        return Response({"status": "ready"})
 
 
 # --- Batch API (issue 5): outside every contract route --------------------------------
@@ -456,7 +423,7 @@ class BatchLeaseView(ApiView):
     @extend_schema(
         operation_id="lease_batch",
         request=BatchLeaseRequest,
-        responses={200: BatchLeaseOut, **LIMITED},
+        responses={200: BatchLeaseOut, **ERRORS},
         description=(
             "Lease up to max_jobs (1..OPENQUEUE_MAX_LEASE_BATCH, default 10) due jobs in lease "
             "order, in one transaction. No job due: 200 with an empty list. With wait_seconds, "
@@ -528,7 +495,7 @@ class BatchAckView(ApiView):
     @extend_schema(
         operation_id="ack_batch",
         request=BatchAckRequest,
-        responses={200: BatchItemsOut, **LIMITED},
+        responses={200: BatchItemsOut, **ERRORS},
         description=(
             "Per item: status completed, or an error (409 lease mismatch, 413 result too "
             "large). One bad item does not fail the others."
@@ -564,7 +531,7 @@ class BatchNackView(ApiView):
     @extend_schema(
         operation_id="nack_batch",
         request=BatchNackRequest,
-        responses={200: BatchItemsOut, **LIMITED},
+        responses={200: BatchItemsOut, **ERRORS},
         description=(
             "Per item: status failed_or_requeued, or an error (409 lease mismatch, 413 error "
             "text too large). One bad item does not fail the others."

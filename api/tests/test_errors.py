@@ -16,7 +16,7 @@ import pytest
 from django.db import OperationalError, connections
 from django.test import Client
 
-from openqueue_site.api import MAX_JSON_DEPTH
+from api.parsing import MAX_JSON_DEPTH
 from queues.models import Job, JobStatus
 from queues.tests.factories import JobFactory
 

@@ -86,7 +86,7 @@ def queue_list(request: HttpRequest) -> HttpResponse:
         row["oldest_pending_age"] = age(row["oldest_pending_created_at"], now)
     return render(
         request,
-        "queues/queue_list.html",
+        "console/queue_list.html",
         {"queues": rows, "statuses": JobStatus.values, "now": now},
     )
 
@@ -110,7 +110,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     )
     return render(
         request,
-        "queues/job_list.html",
+        "console/job_list.html",
         {
             "page": page,
             "queue": queue,
@@ -130,7 +130,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
     return render(
         request,
-        "queues/job_detail.html",
+        "console/job_detail.html",
         {
             "job": job,
             "payload": pretty(job.payload),
@@ -175,7 +175,7 @@ def dlq_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
-        "queues/dlq_list.html",
+        "console/dlq_list.html",
         {
             "page": page,
             "queue": queue,
@@ -225,7 +225,7 @@ def dlq_action(request: HttpRequest) -> HttpResponse:
     if (action == "discard" or scope == "all") and post.get("confirm") != "yes":
         return render(
             request,
-            "queues/dlq_confirm.html",
+            "console/dlq_confirm.html",
             {
                 "action": action,
                 "queue": queue,

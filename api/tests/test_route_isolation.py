@@ -1,9 +1,10 @@
 """Tenant isolation over EVERY route, and a guard that keeps it so.
 
-``ROUTE_COVERAGE`` names, for each URL pattern of openqueue_site/urls.py, the
-test that proves a stranger cannot see or change another tenant's data
-through it (or why the route holds no tenant data). A new route fails
-``test_every_route_has_an_isolation_test`` until it is added here.
+``ROUTE_COVERAGE`` names, for each URL pattern of the site (api/urls.py,
+console/urls.py, openqueue_site/urls.py), the test that proves a stranger
+cannot see or change another tenant's data through it (or why the route
+holds no tenant data). A new route fails ``test_every_route_has_an_isolation_test``
+until it is added here.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from queues.tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
 
-API = "queues/tests/test_tenant_isolation.py::test_tenant_sees_another_tenants_job_as_missing"
-HERE = "queues/tests/test_route_isolation.py"
-TOKENS = "accounts/tests/test_console_tokens.py"
-CONSOLE = "queues/tests/test_console.py::test_another_users_job_is_404_everywhere"
+API = "api/tests/test_tenant_isolation.py::test_tenant_sees_another_tenants_job_as_missing"
+HERE = "api/tests/test_route_isolation.py"
+TOKENS = "console/tests/test_tokens.py"
+CONSOLE = "console/tests/test_jobs.py::test_another_users_job_is_404_everywhere"
 ROUTE_COVERAGE = {
-    "jobs": API + "[list] (GET); queues/tests/test_idempotency.py two-tenant key test (POST)",
+    "jobs": API + "[list] (GET); api/tests/test_idempotency.py two-tenant key test (POST)",
     "jobs-batch": HERE + "::test_batch_enqueue_keys_of_another_tenant_never_match",
     "job-status": API + "[status]",
     "job-detail": API + "[detail]",
@@ -36,8 +37,8 @@ ROUTE_COVERAGE = {
     "leases-ack": HERE + "::test_batch_ack_and_nack_treat_a_foreign_job_as_unknown",
     "leases-nack": HERE + "::test_batch_ack_and_nack_treat_a_foreign_job_as_unknown",
     "queue-stats": API + "[stats]",
-    # Not tenant data: guarded by the admin secret (accounts/tests/test_provision.py).
-    "provision": "accounts/tests/test_provision.py::test_provisioned_users_are_separate_tenants",
+    # Not tenant data: guarded by the admin secret (api/tests/test_provision.py).
+    "provision": "api/tests/test_provision.py::test_provisioned_users_are_separate_tenants",
     # No tenant data at all.
     "health": "public",
     "ready": "public",
@@ -55,7 +56,7 @@ ROUTE_COVERAGE = {
     "console-job": CONSOLE,
     "console-job-requeue": CONSOLE,
     "console-job-cancel": CONSOLE,
-    "console-dlq-action": "queues/tests/test_console.py::"
+    "console-dlq-action": "console/tests/test_jobs.py::"
     "test_dlq_requeue_selected_skips_other_users_and_live_jobs",
     "console-tokens": TOKENS + "::test_list_shows_only_my_tokens",
     "console-token-revoke": TOKENS + "::test_another_users_token_is_404",

@@ -15,9 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.services import provision_user
-from openqueue_site.api import RequestValidationError, parse_json_body, validate_all
-from queues.serializers import DetailOut, ProvisionOut, ProvisionRequest, ValidationErrorOut
-from queues.throttling import auth_failures, client_address
+from api.errors import RequestValidationError
+from api.parsing import parse_json_body, validate_all
+from api.schemas import DetailOut, ProvisionOut, ProvisionRequest, ValidationErrorOut
+from ratelimits.buckets import auth_failures
+from ratelimits.clients import client_address
 
 
 class NotConfigured(exceptions.APIException):

@@ -1,52 +1,40 @@
-"""Per-tenant, per-action rate limits shared by every server process.
+"""Token buckets shared by every server process, and the failed-authentication limit.
 
-A token bucket per (tenant, action) lives in the ``rate_limit_buckets``
-table and is refilled and spent by one atomic ``INSERT ... ON CONFLICT DO
-UPDATE ... RETURNING`` statement. The database serializes concurrent
-updates of one row, so N worker processes (or N servers on one database)
-share one limit: a tenant gains nothing by landing on another process.
-DRF's cache-backed throttles cannot give that (per-process LocMem, racy
-read-modify-write, no burst/rate pair).
+A bucket lives in the ``rate_limit_buckets`` table and is refilled and spent
+by one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` statement.
+The database serializes concurrent updates of one row, so N worker
+processes (or N servers on one database) share one limit: a client gains
+nothing by landing on another process. DRF's cache-backed throttles cannot
+give that (per-process LocMem, racy read-modify-write, no burst/rate pair).
+
+Two users: the per-tenant, per-action API limits (api/throttling.py) and the
+per-address budget of failed authentications (``auth_failures`` below),
+spent by bearer tokens, the provisioning secret and the sign-in pages alike.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, connection
-from rest_framework import exceptions
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
-
-from openqueue_site.clients import client_address
-
-__all__ = ["client_address"]  # re-exported for the authentication code
+from django.db import connection
 
 # tokens_now = min(burst, tokens + (now - refilled_at) * rate); spend one if
-# tokens_now >= 1. The same expression is written out for both databases.
-_REFILLED = (
-    "MIN_FN(%(burst)s, rate_limit_buckets.tokens"
-    " + (%(now)s - rate_limit_buckets.refilled_at) * %(rate)s)"
-)
+# tokens_now >= 1. Written with CASE, which PostgreSQL and SQLite both
+# understand (one spells the two-argument minimum LEAST, the other MIN).
+_ELAPSED = "rate_limit_buckets.tokens + (%(now)s - rate_limit_buckets.refilled_at) * %(rate)s"
+_REFILLED = f"(CASE WHEN {_ELAPSED} > %(burst)s THEN %(burst)s ELSE {_ELAPSED} END)"
 
-_UPSERT = """
+_UPSERT = f"""
 INSERT INTO rate_limit_buckets (key, tokens, refilled_at, last_allowed)
 VALUES (%(key)s, %(burst)s - 1, %(now)s, TRUE)
 ON CONFLICT (key) DO UPDATE SET
-    tokens = CASE WHEN {refilled} >= 1 THEN {refilled} - 1 ELSE {refilled} END,
-    last_allowed = ({refilled} >= 1),
+    tokens = CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END,
+    last_allowed = ({_REFILLED} >= 1),
     refilled_at = %(now)s
 RETURNING tokens, last_allowed
-"""
-
-
-def _sql(vendor: str) -> str:
-    # PostgreSQL spells the two-argument minimum LEAST; SQLite spells it MIN.
-    refilled = _REFILLED.replace("MIN_FN", "LEAST" if vendor == "postgresql" else "MIN")
-    return _UPSERT.format(refilled=refilled)
+"""  # noqa: S608 - only constant SQL is interpolated; every value is a parameter
 
 
 def take_token(key: str, rate: float, burst: int, now: float | None = None) -> float:
@@ -58,53 +46,9 @@ def take_token(key: str, rate: float, burst: int, now: float | None = None) -> f
     now = time.time() if now is None else now
     params = {"key": key, "rate": float(rate), "burst": float(burst), "now": now}
     with connection.cursor() as cursor:
-        cursor.execute(_sql(connection.vendor), params)
+        cursor.execute(_UPSERT, params)
         tokens, allowed = cursor.fetchone()
     return 0.0 if allowed else (1 - tokens) / rate
-
-
-class TokenBucketThrottle(BaseThrottle):
-    """DRF throttle backed by ``take_token``.
-
-    A view names its actions per HTTP method in ``rate_limit_actions``; the
-    limits come from ``OPENQUEUE_RATE_LIMITS`` (settings.py). Authentication
-    runs first, so a request with a bad token never spends a token.
-    """
-
-    def allow_request(self, request: Request, view: Any) -> bool:
-        self.wait_seconds: float | None = None
-        if not settings.OPENQUEUE_RATE_LIMIT_ENABLED or request.user is None:
-            return True
-        action = getattr(view, "rate_limit_actions", {}).get(request.method)
-        if action is None:
-            return True
-        rate, burst = settings.OPENQUEUE_RATE_LIMITS[action]
-        try:
-            wait = take_token(f"{request.user.pk}:{action}", rate, burst)
-        except OperationalError as exc:
-            # A read-only database (SQLite file) can take no writes anyway, so
-            # reads are let through instead of failing on the bucket's UPSERT;
-            # any other database error is the request's error (503).
-            if "readonly database" not in str(exc):
-                raise
-            return True
-        if wait > 0:
-            self.wait_seconds = wait
-            return False
-        return True
-
-    def wait(self) -> float | None:
-        # Never None: the 429 always carries Retry-After (at least 1 second).
-        return max(1, math.ceil(self.wait_seconds or 1))
-
-
-# --- Failed authentications per client address (brute force) ----------------------
-
-
-class TooManyAuthFailures(exceptions.Throttled):
-    """429: this client address has spent its budget of failed authentications."""
-
-    default_detail = "Too many failed authentication attempts"
 
 
 def _peek_wait(key: str, rate: float, burst: int, now: float) -> float:
@@ -116,6 +60,23 @@ def _peek_wait(key: str, rate: float, burst: int, now: float) -> float:
         return 0.0
     tokens = min(float(burst), row[0] + (now - row[1]) * rate)
     return 0.0 if tokens >= 1 else (1 - tokens) / rate
+
+
+# --- Failed authentications per client address (brute force) ----------------------
+
+
+class TooManyAuthFailures(Exception):
+    """This client address has spent its budget of failed authentications.
+
+    The API answers 429 with ``Retry-After: wait`` (api/errors.py); the
+    sign-in forms show it as a form error (accounts/forms.py).
+    """
+
+    detail = "Too many failed authentication attempts"
+
+    def __init__(self, wait: int) -> None:
+        super().__init__(self.detail)
+        self.wait = wait
 
 
 class AuthFailureLimiter:
@@ -171,6 +132,10 @@ class AuthFailureLimiter:
         self._suspects[address] = now
         rate, burst = limits
         take_token(f"authfail:{address}", rate, burst, now)
+
+    def forget(self) -> None:
+        """Drop this process's memory of failing addresses (tests)."""
+        self._suspects.clear()
 
 
 auth_failures = AuthFailureLimiter()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from queues.models import Job
-from queues.throttling import take_token
+from ratelimits.buckets import take_token
 
 # A refill of one token per 1000 s: nothing refills during a test.
 NO_REFILL = 0.001

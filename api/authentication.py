@@ -18,7 +18,8 @@ from rest_framework.request import Request
 
 from accounts.models import ApiToken, User
 from accounts.tokens import hash_token
-from queues.throttling import auth_failures, client_address
+from ratelimits.buckets import auth_failures
+from ratelimits.clients import client_address
 
 # last_used_at is a hint for humans ("is this token still in use?"), so it is
 # written at most once a minute: a busy worker must not turn every request
@@ -104,7 +105,8 @@ class BearerTokenAuthentication(BaseAuthentication):
     - an unknown or revoked token: 401 "Invalid API token";
     - a token of an inactive user: 403 "User is inactive";
     - an address with too many unknown or revoked tokens lately: 429 "Too many
-      failed authentication attempts" (queues/throttling.py, AuthFailureLimiter).
+      failed authentication attempts" (ratelimits/buckets.py; api/errors.py
+      answers it).
 
     Every 401 carries ``WWW-Authenticate: Bearer`` (see ``authenticate_header``).
     The token is looked up by its hash through a unique index; the raw token

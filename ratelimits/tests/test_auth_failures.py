@@ -6,7 +6,7 @@ import pytest
 
 from accounts.tokens import generate_token
 from conftest import ApiClient
-from queues.models import RateLimitBucket
+from ratelimits.models import RateLimitBucket
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +97,7 @@ def test_provision_compares_the_secret_in_constant_time(settings, monkeypatch):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("accounts.views.hmac.compare_digest", spy)
+    monkeypatch.setattr("api.provision.hmac.compare_digest", spy)
     response = ApiClient().post_json(
         "/admin/provision", {"email": "a@example.com"}, HTTP_X_ADMIN_SECRET="guess"
     )
@@ -167,7 +167,7 @@ def test_client_address_counts_trusted_proxies_from_the_right(
 ):
     from types import SimpleNamespace
 
-    from openqueue_site.clients import client_address
+    from ratelimits.clients import client_address
 
     settings.OPENQUEUE_TRUSTED_PROXIES = trusted
     request = SimpleNamespace(META={"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": forwarded})
