@@ -22,7 +22,7 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions, views
 from rest_framework.response import Response
 
-from queues.services import JobNotCancellable, JobNotFound, LeaseMismatch
+from queues.domain import JobNotCancellable, JobNotFound, LeaseMismatch
 from ratelimits.buckets import TooManyAuthFailures
 
 logger = logging.getLogger("openqueue.api")

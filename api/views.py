@@ -8,7 +8,6 @@ validation (422), then the service (404/409/413).
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -50,7 +49,7 @@ from api.schemas import (
     job_to_dict,
     json_size,
 )
-from queues import metrics, notify, services
+from queues import services
 from queues.models import Job, JobStatus
 
 # Every status any authenticated route can answer besides its own (404/409/...):
@@ -276,22 +275,14 @@ class LeaseView(ApiView):
         path, body = validate_all(
             (QueuePath, {"queue_name": queue_name}, "path"), (LeaseRequest, self.body, "body")
         )
-        lease = notify.wait_for(
-            owner_id=request.user.pk,
+        lease = services.lease_job(
+            owner=request.user,
             queue_name=path.queue_name,
+            worker_id=body.worker_id,
+            lease_seconds=body.lease_seconds,
             wait_seconds=body.wait_seconds,
-            attempt=partial(
-                services.lease_job,
-                owner=request.user,
-                queue_name=path.queue_name,
-                worker_id=body.worker_id,
-                lease_seconds=body.lease_seconds,
-                count_empty=False,
-            ),
         )
         if lease is None:
-            # Once per request, however many attempts a long-poll made.
-            metrics.record_lease_empty(path.queue_name)
             return HttpResponse(b"null", content_type="application/json")
         return Response(
             {
@@ -435,22 +426,14 @@ class BatchLeaseView(ApiView):
             (QueuePath, {"queue_name": queue_name}, "path"),
             (BatchLeaseRequest, self.body, "body"),
         )
-        leases = notify.wait_for(
-            owner_id=request.user.pk,
+        leases = services.lease_jobs(
+            owner=request.user,
             queue_name=path.queue_name,
+            worker_id=body.worker_id,
+            lease_seconds=body.lease_seconds,
+            max_jobs=body.max_jobs,
             wait_seconds=body.wait_seconds,
-            attempt=partial(
-                services.lease_jobs,
-                owner=request.user,
-                queue_name=path.queue_name,
-                worker_id=body.worker_id,
-                lease_seconds=body.lease_seconds,
-                max_jobs=body.max_jobs,
-                count_empty=False,
-            ),
         )
-        if not leases:
-            metrics.record_lease_empty(path.queue_name)  # once per request
         return Response({"leases": [lease_to_dict(lease) for lease in leases]})
 
 

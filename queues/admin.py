@@ -23,7 +23,6 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -32,20 +31,16 @@ from django.utils.html import format_html
 
 from queues import services
 from queues.models import DeadJob, Job, JobStatus
-
-# Below this many rows an exact COUNT(*) is cheap; above it the paginator estimates.
-EXACT_COUNT_LIMIT = 10_000
+from queues.store import get_store
 
 
 class EstimatedCountPaginator(Paginator):
-    """Exact counts for small results, PostgreSQL's estimate for big ones.
+    """Counts through the storage engine: exact for small results, PostgreSQL's
+    estimate for big ones (queues/store/postgres.py).
 
     The admin counts the (filtered) list on every page view; ``COUNT(*)`` over
-    a million rows reads them all. Unfiltered, PostgreSQL already keeps the
-    table's row count in ``pg_class.reltuples`` (refreshed by ANALYZE and
-    autovacuum). Filtered, a count capped at EXACT_COUNT_LIMIT + 1 rows stays
-    cheap, and only a result bigger than that is replaced by the planner's
-    estimate. Page numbers near the end may therefore be approximate.
+    a million rows reads them all. Page numbers near the end may therefore be
+    approximate.
     """
 
     @cached_property
@@ -53,56 +48,7 @@ class EstimatedCountPaginator(Paginator):
         queryset = self.object_list
         if not isinstance(queryset, QuerySet):
             return super().count
-        connection = connections[queryset.db]
-        if connection.vendor != "postgresql":
-            return super().count
-        if not queryset.query.where:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                    [queryset.model._meta.db_table],
-                )
-                row = cursor.fetchone()
-            if row and row[0] > EXACT_COUNT_LIMIT:
-                return int(row[0])
-            return super().count
-        capped = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
-        if capped <= EXACT_COUNT_LIMIT:
-            return capped
-        plan = json.loads(queryset.order_by().explain(format="json"))
-        return max(int(plan[0]["Plan"]["Plan Rows"]), capped)
-
-
-def queue_names(using: str, limit: int = 200) -> list[str]:
-    """The distinct queue names, for the queue filter, without reading every job.
-
-    On PostgreSQL a recursive "loose index scan" jumps from one name to the
-    next through jobs_queue_id_idx: one index probe per queue instead of a
-    DISTINCT over the whole table.
-    """
-    connection = connections[using]
-    if connection.vendor != "postgresql":
-        return list(
-            Job.objects.using(using)
-            .order_by("queue_name")
-            .values_list("queue_name", flat=True)
-            .distinct()[:limit]
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH RECURSIVE names(name) AS (
-                (SELECT queue_name FROM jobs ORDER BY queue_name LIMIT 1)
-                UNION ALL
-                SELECT (SELECT queue_name FROM jobs WHERE queue_name > names.name
-                        ORDER BY queue_name LIMIT 1)
-                FROM names WHERE names.name IS NOT NULL
-            )
-            SELECT name FROM names WHERE name IS NOT NULL LIMIT %s
-            """,
-            [limit],
-        )
-        return [name for (name,) in cursor.fetchall()]
+        return get_store(queryset.db).estimated_count(queryset)
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -110,7 +56,11 @@ class QueueFilter(admin.SimpleListFilter):
     parameter_name = "queue"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in queue_names(model_admin.model.objects.db)]
+        # The distinct names without reading every job (a loose index scan on PostgreSQL).
+        names = get_store(model_admin.model.objects.db).queue_names(
+            model_admin.model.objects.db, 200
+        )
+        return [(name, name) for name in names]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
         if self.value():

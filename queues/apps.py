@@ -7,6 +7,6 @@ class QueuesConfig(AppConfig):
     verbose_name = "Queues"
 
     def ready(self) -> None:
-        from queues import pgtypes
+        from queues.store import pgtypes
 
         connection_created.connect(pgtypes.install, dispatch_uid="openqueue-fast-timestamps")

@@ -45,16 +45,21 @@ class JobQuerySet(models.QuerySet["Job"]):
     def in_queue(self, queue_name: str) -> JobQuerySet:
         return self.filter(queue_name=queue_name)
 
-    def due(self, now: datetime) -> JobQuerySet:
-        """Pending jobs whose ``run_at`` has come."""
-        return self.filter(status=JobStatus.PENDING, run_at__lte=now)
+    def next_leasable_at(self, owner_id: int, queue_name: str, now: datetime) -> datetime | None:
+        """When a job of the queue next becomes leasable without anyone writing.
 
-    def lease_expired(self, now: datetime) -> JobQuerySet:
-        """Processing jobs whose lease has run out: leasable again."""
-        return self.filter(status=JobStatus.PROCESSING, locked_until__lt=now)
-
-    def in_lease_order(self) -> JobQuerySet:
-        return self.order_by("-priority", "created_at", "id")
+        The earliest future ``run_at`` of a pending job (scheduled, or waiting
+        out a backoff) or ``locked_until`` of a processing one (an expired
+        lease is leasable): long-poll leases sleep until then (queues/longpoll.py).
+        """
+        row = self.filter(owner_id=owner_id, queue_name=queue_name).aggregate(
+            run_at=models.Min("run_at", filter=Q(status=JobStatus.PENDING, run_at__gt=now)),
+            expires=models.Min(
+                "locked_until", filter=Q(status=JobStatus.PROCESSING, locked_until__gte=now)
+            ),
+        )
+        times = [t for t in (row["run_at"], row["expires"]) if t is not None]
+        return min(times) if times else None
 
     def stats_by_queue(self) -> models.QuerySet:
         """One row per queue: a count per status, the total and the oldest pending job's age.

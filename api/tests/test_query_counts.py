@@ -26,11 +26,13 @@ EXPECTED = {
     ("sqlite", "enqueue"): 5,
     # auth SELECT, rate-limit UPSERT, one CTE statement (probe, lock, lease, RETURNING)
     ("postgresql", "lease"): 3,
-    # auth SELECT, rate-limit UPSERT, BEGIN IMMEDIATE, two probes, UPDATE, COMMIT
-    ("sqlite", "lease"): 7,
+    # auth SELECT, rate-limit UPSERT, two probes, UPDATE. In production the
+    # lease is its own transaction (BEGIN IMMEDIATE ... COMMIT: 7 round trips);
+    # inside the test's transaction it takes no savepoint, so 5 are seen here.
+    ("sqlite", "lease"): 5,
     # Nothing due: the same statement on PostgreSQL; no UPDATE on SQLite.
     ("postgresql", "lease_empty"): 3,
-    ("sqlite", "lease_empty"): 6,
+    ("sqlite", "lease_empty"): 4,
     # auth SELECT, rate-limit UPSERT, guarded UPDATE ... RETURNING
     ("postgresql", "ack"): 3,
     ("sqlite", "ack"): 3,

@@ -24,7 +24,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from queues import notify, services
+from queues import longpoll, services
 from queues.models import Job, JobStatus
 from queues.tests.factories import JobFactory
 
@@ -35,7 +35,7 @@ def _stop_listener(django_db_blocker: Any) -> Iterator[None]:
     # the test database could not be dropped at the end of the session.
     yield
     with django_db_blocker.unblock():
-        notify.hub.stop()
+        longpoll.hub.stop()
 
 
 def lease(tenant: Any, queue_name: str = "default", **body: Any) -> Any:
@@ -58,7 +58,7 @@ def test_lease_wait_seconds_zero_answers_null_without_waiting(tenant):
 
     assert response.status_code == 200
     assert response.content == b"null"
-    assert notify.hub.waiting == 0
+    assert longpoll.hub.waiting == 0
 
 
 def test_lease_wait_seconds_zero_leases_a_due_job(tenant):
@@ -82,7 +82,7 @@ def test_lease_wait_ends_with_null_on_an_empty_queue(tenant):
 
     assert response.status_code == 200
     assert response.content == b"null"
-    assert notify.hub.waiting == 0  # the waiter unsubscribed
+    assert longpoll.hub.waiting == 0  # the waiter unsubscribed
 
 
 def test_a_long_poll_that_ends_empty_counts_one_empty_lease(tenant):
@@ -139,7 +139,7 @@ def test_lease_wait_answers_at_once_when_the_process_has_too_many_waiters(tenant
     response = lease(tenant, "full", wait_seconds=20)
 
     assert response.content == b"null"
-    assert notify.hub.waiting == 0
+    assert longpoll.hub.waiting == 0
 
 
 def test_lease_request_schema_documents_wait_seconds(client):
@@ -168,13 +168,13 @@ def test_notify_wakes_only_the_waiters_of_that_tenant_and_queue(make_tenant, mak
         JobFactory(owner=owner, queue_name="q", expired=True)
 
     with (
-        notify.hub.subscribe(owner.pk, "q") as mine,
-        notify.hub.subscribe(other.pk, "q") as theirs,
-        notify.hub.subscribe(owner.pk, "other-queue") as elsewhere,
-        notify.hub.subscribe(owner.pk, "fence") as fence,
+        longpoll.hub.subscribe(owner.pk, "q") as mine,
+        longpoll.hub.subscribe(other.pk, "q") as theirs,
+        longpoll.hub.subscribe(owner.pk, "other-queue") as elsewhere,
+        longpoll.hub.subscribe(owner.pk, "fence") as fence,
     ):
         # (Re)connecting wakes everyone once; start listening for real after that.
-        assert notify.hub.listening.wait(10)
+        assert longpoll.hub.listening.wait(10)
         for waiter in (mine, theirs, elsewhere, fence):
             waiter.event.clear()
         if make_leasable == "enqueue":
@@ -204,14 +204,14 @@ def test_notify_wakes_only_the_waiters_of_that_tenant_and_queue(make_tenant, mak
 def test_listener_reconnects_after_its_connection_is_killed(tenant):
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    with notify.hub.subscribe(tenant.user.pk, "q") as waiter:
-        assert notify.hub.listening.wait(10)
-        killed = notify.hub.backend_pid
+    with longpoll.hub.subscribe(tenant.user.pk, "q") as waiter:
+        assert longpoll.hub.listening.wait(10)
+        killed = longpoll.hub.backend_pid
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [killed])
 
         deadline = time.monotonic() + 30
-        while not (notify.hub.listening.is_set() and notify.hub.backend_pid != killed):
+        while not (longpoll.hub.listening.is_set() and longpoll.hub.backend_pid != killed):
             assert time.monotonic() < deadline, "the listener did not reconnect"
             time.sleep(0.05)
         waiter.event.clear()

@@ -1,4 +1,4 @@
-"""The fast timestamptz loader (queues/pgtypes.py) reads what Django's reads."""
+"""The fast timestamptz loader (queues/store/pgtypes.py) reads what Django's reads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from psycopg.pq import Format
 
-from queues import pgtypes
+from queues.store import pgtypes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres_only]
 

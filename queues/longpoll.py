@@ -4,13 +4,12 @@ A lease with ``wait_seconds > 0`` that finds no job waits in its request
 thread until one of these happens, then tries to lease again:
 
 - **A notification** (PostgreSQL). Every write that makes a job leasable
-  (enqueue, operator requeue, nack with a retry, reaped lease) runs
-  ``SELECT pg_notify('openqueue_jobs', '<owner_id>:<count>:<queue_name>')`` inside
-  its own transaction (:func:`notify_jobs`, called from queues/services.py),
-  so the notification is delivered on commit and never before the job is
-  visible. One daemon thread per server process (:class:`Hub`) holds its own
-  psycopg connection, outside Django's pool, with ``LISTEN openqueue_jobs``,
-  and wakes ``count`` waiters of that tenant and queue (the longest waiting
+  (enqueue, operator requeue, nack with a retry, reaped lease) notifies
+  ``<owner_id>:<count>:<queue_name>`` through the storage engine
+  (queues/store/postgres.py), so the notification is delivered on commit and
+  never before the job is visible. One daemon thread per server process
+  (:class:`Hub`) holds its own LISTEN connection, outside Django's pool, and
+  wakes ``count`` waiters of that tenant and queue (the longest waiting
   first; not all of them, which would be a thundering herd). One connection per
   process, not one per waiting request: waiting requests hold **no**
   database connection (they close theirs before waiting; with the pool that
@@ -25,8 +24,8 @@ thread until one of these happens, then tries to lease again:
   lease without a wait does.
 
 Correctness does not depend on notifications: they only decide *when* the
-waiter tries again, and each try is an ordinary ``services.lease_job``
-(row locks, SKIP LOCKED). A spurious wake-up (another waiter won the job)
+waiter tries again, and each try is an ordinary lease (row locks, SKIP
+LOCKED). A spurious wake-up (another waiter won the job)
 simply waits again for the remaining time. No wake-up is lost: a waiter
 subscribes *before* its first lease attempt, so a job committed after that
 attempt notifies it; and whenever the listening connection is (re)established
@@ -34,9 +33,10 @@ every waiter is woken once, because notifications sent while nobody
 listened are gone. While the listener is disconnected, waiters poll every
 ``DISCONNECTED_POLL_SECONDS`` instead; it reconnects with a capped backoff.
 
-SQLite has no LISTEN/NOTIFY: waiters poll every ``SQLITE_POLL_SECONDS``,
-closing the connection between polls (an idle SQLite connection holds no
-lock, but this keeps the behaviour the same as on PostgreSQL).
+An engine without LISTEN (the ORM engine, SQLite's) makes waiters poll every
+``POLL_SECONDS``, closing the connection between polls (an idle SQLite
+connection holds no lock, but this keeps the behaviour the same as on
+PostgreSQL).
 
 A waiting request still occupies one gunicorn ``gthread`` thread. Threads
 are cheap (no connection, no CPU while waiting), so the default thread
@@ -53,24 +53,21 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Min, Q
 from django.utils import timezone
 
 from queues import metrics
-from queues.models import Job, JobStatus
+from queues.models import Job
+from queues.store import get_store
 
 logger = logging.getLogger("openqueue.notify")
 
-CHANNEL = "openqueue_jobs"
-SQLITE_POLL_SECONDS = 0.1
+POLL_SECONDS = 0.1
 DISCONNECTED_POLL_SECONDS = 0.5
 # How long one notifies() call blocks: the listener thread checks that its
 # connection is alive at least this often.
@@ -79,37 +76,6 @@ RECONNECT_BACKOFF_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 T = TypeVar("T")
 Key = tuple[int, str]
-
-
-def notify_jobs(owner_id: int, queue_names: Iterable[str]) -> None:
-    """Tell waiting leases of ``owner_id`` that jobs of ``queue_names`` may be leasable.
-
-    One name per job: the payload ``<owner_id>:<count>:<queue_name>`` says
-    how many waiters to wake. Call it inside the transaction of the write:
-    PostgreSQL delivers the notification when that transaction commits, and
-    drops it on rollback. Outside a transaction it is sent at once. No-op on
-    SQLite.
-    """
-    if connection.vendor != "postgresql":
-        return
-    counts = Counter(queue_names)
-    payloads = sorted(f"{owner_id}:{count}:{name}" for name, count in counts.items())
-    if not payloads:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
-            [CHANNEL, payloads],
-        )
-
-
-def notify_rows(rows: Iterable[dict[str, Any]]) -> None:
-    """:func:`notify_jobs` for rows with ``owner`` and ``queue_name`` (UPDATE ... RETURNING)."""
-    by_owner: dict[int, list[str]] = {}
-    for row in rows:
-        by_owner.setdefault(row["owner"], []).append(row["queue_name"])
-    for owner_id, names in by_owner.items():
-        notify_jobs(owner_id, names)
 
 
 class _Waiter:
@@ -129,6 +95,7 @@ class Hub:
         self._waiters: dict[Key, dict[_Waiter, None]] = {}
         self._count = 0
         self._thread: threading.Thread | None = None
+        self._store: Any = None
         self._pid = 0
         self._stopping = threading.Event()
         self.listening = threading.Event()
@@ -146,7 +113,7 @@ class Hub:
             else:
                 self._count += 1
                 self._waiters.setdefault(key, {})[waiter] = None
-        if waiter is not None and connection.vendor == "postgresql":
+        if waiter is not None and get_store().listens:
             self._ensure_listener()
         try:
             yield waiter
@@ -198,23 +165,21 @@ class Hub:
             self._pid = pid
             self._stopping.clear()
             self.listening.clear()
-            params = connection.get_connection_params()
+            self._store = get_store()
             self._thread = threading.Thread(
-                target=self._run, args=(params,), name="openqueue-listen", daemon=True
+                target=self._run,
+                args=(self._store.listener_factory(),),
+                name="openqueue-listen",
+                daemon=True,
             )
             self._thread.start()
 
-    def _run(self, params: dict[str, Any]) -> None:
-        import psycopg
-
-        # Django's parameters, minus what only its own connection wrapper understands.
-        params = {k: v for k, v in params.items() if k not in ("cursor_factory", "context")}
+    def _run(self, open_listener: Callable[[], Any]) -> None:
         failures = 0
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(**params, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self.backend_pid = conn.info.backend_pid
+                with open_listener() as listener:
+                    self.backend_pid = listener.backend_pid
                     failures = 0
                     # Whatever was sent while nobody listened is lost: let
                     # every waiter look again (before ``listening`` says we
@@ -222,10 +187,8 @@ class Hub:
                     self.wake()
                     self.listening.set()
                     while not self._stopping.is_set():
-                        for note in conn.notifies(timeout=LISTEN_TIMEOUT_SECONDS):
-                            self._dispatch(note.payload)
-                        # A dead connection raises here rather than hanging.
-                        conn.execute("SELECT 1")
+                        self._dispatch(listener)
+                        listener.ping()
             except Exception:
                 self.listening.clear()
                 if self._stopping.is_set():
@@ -237,40 +200,33 @@ class Hub:
                 )
                 time.sleep(delay)
 
+    def _dispatch(self, listener: Any) -> None:
+        """Wake the waiters each notification names, for at most LISTEN_TIMEOUT_SECONDS."""
+        wakeups = listener.wakeups(LISTEN_TIMEOUT_SECONDS)
+        while True:
+            try:
+                wakeup = next(wakeups)
+            except StopIteration:
+                return
+            except ValueError as exc:  # a payload that is not ours
+                logger.warning("lease_listener_bad_payload", extra={"payload": str(exc)})
+                continue
+            if wakeup is not None:  # None: stop()'s interruption
+                owner_id, queue_name, count = wakeup
+                self.wake((owner_id, queue_name), count)
+
     def stop(self) -> None:
         """Close the listening connection and end its thread (tests: before the DB is dropped)."""
         thread = self._thread
         if thread is None or not thread.is_alive():
             return
         self._stopping.set()
-        # An empty notification ends the listener's current wait at once.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+        self._store.interrupt_listeners()
         thread.join(LISTEN_TIMEOUT_SECONDS + 5)
         self.listening.clear()
 
-    def _dispatch(self, payload: str) -> None:
-        if not payload:
-            return  # stop()'s wake-up call
-        owner, _, rest = payload.partition(":")
-        count, _, queue_name = rest.partition(":")
-        try:
-            self.wake((int(owner), queue_name), int(count))
-        except ValueError:
-            logger.warning("lease_listener_bad_payload", extra={"payload": payload[:300]})
-
 
 hub = Hub()
-
-
-def _next_leasable_at(owner_id: int, queue_name: str, now: datetime) -> datetime | None:
-    """When a job of the queue next becomes leasable without anyone writing."""
-    row = Job.objects.filter(owner_id=owner_id, queue_name=queue_name).aggregate(
-        run_at=Min("run_at", filter=Q(status=JobStatus.PENDING, run_at__gt=now)),
-        expires=Min("locked_until", filter=Q(status=JobStatus.PROCESSING, locked_until__gte=now)),
-    )
-    times = [t for t in (row["run_at"], row["expires"]) if t is not None]
-    return min(times) if times else None
 
 
 def _release_connection() -> None:
@@ -289,8 +245,8 @@ def wait_for(
 ) -> T:
     """Call ``attempt`` until it returns something truthy or ``wait_seconds`` pass.
 
-    ``attempt`` is a lease (``services.lease_job`` or ``services.lease_jobs``);
-    its last result is returned, so a timeout returns its empty answer.
+    ``attempt`` is one lease attempt (queues/services.py); its last result
+    is returned, so a timeout returns its empty answer.
     A request that starts waiting counts in ``openqueue_lease_waits_total``.
     """
     if wait_seconds <= 0:
@@ -301,16 +257,16 @@ def wait_for(
         if result or waiter is None:
             return result
         metrics.record_lease_wait(queue_name)
-        polling = connection.vendor != "postgresql"
+        polling = not get_store().listens
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return result
             if polling:
-                pause = SQLITE_POLL_SECONDS
+                pause = POLL_SECONDS
             else:
                 now = timezone.now()
-                due = _next_leasable_at(owner_id, queue_name, now)
+                due = Job.objects.next_leasable_at(owner_id, queue_name, now)
                 pause = left if due is None else max((due - now).total_seconds(), 0.0)
                 if not hub.listening.is_set():
                     pause = min(pause, DISCONNECTED_POLL_SECONDS)

@@ -1,0 +1,564 @@
+"""The ORM engine: every transition through Django's ORM, on any database.
+
+SQLite (the zero-setup database) uses it for everything; PostgreSQL uses it
+for the operator actions and maintenance (queues/store/postgres.py inherits
+them) and runs all of it in the parity suite. It turns the services' specs
+(queues/store/spec.py) into Django expressions and runs them as guarded
+``UPDATE ... RETURNING`` statements: the row count is the truth, never a
+value read earlier.
+
+Leasing is a read-then-write: the candidates are locked with
+``select_for_update(skip_locked=True)`` in a short transaction (on SQLite
+the IMMEDIATE transaction of settings.py serializes writers instead, which
+gives the same exclusivity), then written by one UPDATE.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connections, transaction
+from django.db.models import (
+    BooleanField,
+    Case,
+    DateTimeField,
+    F,
+    Field,
+    Func,
+    IntegerField,
+    Q,
+    QuerySet,
+    UUIDField,
+    Value,
+    When,
+)
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce as DbCoalesce
+from django.db.models.functions import NullIf
+
+from queues.models import Job
+from queues.store.spec import (
+    AfterBackoff,
+    And,
+    Arg,
+    Cmp,
+    Coalesce,
+    Col,
+    Cond,
+    Const,
+    Expr,
+    If,
+    In,
+    Item,
+    LeaseSpec,
+    NewToken,
+    Now,
+    NullIfBlank,
+    Plus,
+    Scope,
+    Transition,
+    Truthy,
+    Writes,
+    build,
+    columns_read,
+    flatten,
+    holds,
+)
+
+# A lease's rows and, per row, the spec's flags evaluated before it was written.
+Leased = list[tuple[Job, dict[str, bool]]]
+OnBatch = Callable[[list[dict[str, Any]]], None]
+
+_LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">=": "gte"}
+_FIELDS = [field.name for field in Job._meta.concrete_fields]
+
+
+class RandomUUID(Func):
+    """A fresh random UUID (version 4) per row, made by the database."""
+
+    output_field = UUIDField()
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return "gen_random_uuid()", []  # PostgreSQL 13+
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        # 32 hex digits (UUIDField's SQLite storage) with the version 4 and
+        # RFC 4122 variant bits set. %% because the statement is %-formatted.
+        return (
+            "lower(hex(randomblob(4)) || hex(randomblob(2)) || '4'"
+            " || substr(hex(randomblob(2)), 2) || substr('89ab', 1 + (abs(random()) %% 4), 1)"
+            " || substr(hex(randomblob(2)), 2) || hex(randomblob(6)))",
+            [],
+        )
+
+
+class _Render:
+    """Spec expressions and conditions as Django expressions and Q objects.
+
+    ``items`` are the call's items, each with its ``id``: an ``Item`` value
+    becomes a CASE on the primary key when there are several.
+    """
+
+    def __init__(
+        self,
+        now: datetime,
+        args: Mapping[str, Any],
+        items: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        self.now, self.args, self.items = now, args, items
+
+    def writes(self, transition: Transition) -> dict[str, Any]:
+        return {
+            name: self.expr(expr, Job._meta.get_field(name))
+            for name, expr in flatten(transition).items()
+        }
+
+    def expr(self, expr: Expr, field: Field) -> Any:
+        match expr:
+            case Col(name):
+                return F(name)
+            case Const(value):
+                return Value(value, output_field=field)
+            case Now():
+                return Value(self.now, output_field=DateTimeField())
+            case Arg(name):
+                return Value(self.args[name], output_field=field)
+            case Item(name):
+                if len(self.items) == 1:
+                    return Value(self.items[0][name], output_field=field)
+                return Case(
+                    *(
+                        When(pk=item["id"], then=Value(item[name], output_field=field))
+                        for item in self.items
+                    ),
+                    default=Value(None, output_field=field),
+                    output_field=field,
+                )
+            case NewToken():
+                return RandomUUID()
+            case Plus(left, right):
+                return self.expr(left, IntegerField()) + self.expr(right, IntegerField())
+            case Coalesce(first, then):
+                return DbCoalesce(
+                    self.expr(first, field), self.expr(then, field), output_field=field
+                )
+            case NullIfBlank(value):
+                return NullIf(self.expr(value, field), Value(""), output_field=field)
+            case If(when, then, otherwise):
+                return Case(
+                    When(self.cond(when), then=self.expr(then, field)),
+                    default=self.expr(otherwise, field),
+                    output_field=field,
+                )
+            case AfterBackoff(schedule, count):
+                *steps, last = schedule
+                return Case(
+                    *(
+                        When(**{count.name: n}, then=Value(self.now + timedelta(seconds=s)))
+                        for n, s in enumerate(steps)
+                    ),
+                    default=Value(self.now + timedelta(seconds=last)),
+                    output_field=DateTimeField(),
+                )
+        raise TypeError(f"the ORM engine cannot render {expr!r}")
+
+    def cond(self, cond: Cond) -> Q:
+        match cond:
+            case Cmp(left, op, right):
+                field = Job._meta.get_field(left.name)
+                return Q(**{f"{left.name}__{_LOOKUPS[op]}": self.expr(right, field)})
+            case In(left, values):
+                return Q(**{f"{left.name}__in": list(values)})
+            case And(parts):
+                combined = Q()
+                for part in parts:
+                    combined &= self.cond(part)
+                return combined
+            case Truthy(Item(name)):
+                return Q(pk__in=[item["id"] for item in self.items if item[name]])
+        raise TypeError(f"the ORM engine cannot render {cond!r}")
+
+
+def _keyed_parts(guard: Cond) -> tuple[list[tuple[str, str]], list[Cond]]:
+    """Split a guard into per-item keys (``field = Item``) and plain conditions."""
+    parts = guard.parts if isinstance(guard, And) else (guard,)
+    keys: list[tuple[str, str]] = []
+    rest: list[Cond] = []
+    for part in parts:
+        if isinstance(part, Cmp) and part.op == "=" and isinstance(part.right, Item):
+            keys.append((part.left.name, part.right.name))
+        else:
+            rest.append(part)
+    return keys, rest
+
+
+def _sort_in_order(rows: list[dict[str, Any]], order: Sequence[str]) -> None:
+    """Sort ``rows`` by ``order`` (field names, ``-`` for descending), in place."""
+    for key in reversed(order):
+        name = key.lstrip("-")
+        rows.sort(key=lambda row, name=name: row[name], reverse=key.startswith("-"))
+
+
+def _job(row: Mapping[str, Any], using: str) -> Job:
+    """A saved Job from every field's value (``update_returning`` of all fields)."""
+    return Job.from_db(
+        using,
+        [field.attname for field in Job._meta.concrete_fields],
+        [row[field.name] for field in Job._meta.concrete_fields],
+    )
+
+
+class OrmStore:
+    """Storage through Django's ORM; queues/store/__init__.py explains the seam."""
+
+    # No LISTEN/NOTIFY: long-poll leases poll (queues/longpoll.py).
+    listens = False
+
+    # --- Enqueue ---------------------------------------------------------------------
+
+    def insert(
+        self,
+        *,
+        owner_id: int,
+        items: Sequence[Mapping[str, Any]],
+        writes: Writes,
+        now: datetime,
+    ) -> None:
+        """Create one job per item, atomically, and wake the queues' waiting leases."""
+        jobs = [self._new_job(owner_id, item, writes, now) for item in items]
+        with transaction.atomic():
+            Job.objects.bulk_create(jobs)
+            self.notify(owner_id, [job.queue_name for job in jobs])
+
+    def insert_keyed(
+        self,
+        *,
+        owner_id: int,
+        items: Sequence[Mapping[str, Any]],
+        keys: Sequence[str | None],
+        writes: Writes,
+        now: datetime,
+        expires_at: datetime,
+    ) -> list[tuple[Job, bool]]:
+        """Create the jobs, except where ``owner_id`` already holds a live job with the key.
+
+        Returns each item's job and whether it was created. The partial unique
+        index (owner, idempotency_key) decides between concurrent requests:
+        each keyed insert runs in a savepoint; the loser of a race gets an
+        IntegrityError (on PostgreSQL only once the winner has committed) and
+        returns the winner's row. All or nothing.
+        """
+        results: list[tuple[Job, bool]] = []
+        with transaction.atomic():
+            for item, key in zip(items, keys, strict=True):
+                job = self._new_job(owner_id, item, writes, now)
+                if key is None:
+                    job.save(force_insert=True)
+                    results.append((job, True))
+                else:
+                    results.append(self._insert_or_existing(job, key, now, expires_at))
+            self.notify(owner_id, [job.queue_name for job, created in results if created])
+        return results
+
+    def _new_job(
+        self, owner_id: int, item: Mapping[str, Any], writes: Writes, now: datetime
+    ) -> Job:
+        values = build(writes, Scope(now=now, args={"owner": owner_id}, item=item))
+        values["owner_id"] = values.pop("owner")
+        return Job(**values)
+
+    @staticmethod
+    def _insert_or_existing(
+        job: Job, key: str, now: datetime, expires_at: datetime
+    ) -> tuple[Job, bool]:
+        # Three rounds cover every interleaving: the conflicting row can vanish
+        # (purged) or expire between our insert and our read; each round either
+        # returns or has removed the obstacle it saw.
+        for _ in range(3):
+            job.idempotency_key, job.idempotency_expires_at = key, expires_at
+            job._state.adding = True
+            try:
+                with transaction.atomic():  # a savepoint: the conflict must not abort the batch
+                    job.save(force_insert=True)
+            except IntegrityError:
+                pass
+            else:
+                return job, True
+            existing = Job.objects.filter(owner_id=job.owner_id, idempotency_key=key).first()
+            if existing is None:
+                continue
+            if (
+                existing.idempotency_expires_at is not None
+                and existing.idempotency_expires_at > now
+            ):
+                return existing, False
+            # The window is over: release the old job's key (the job itself
+            # stays) in this same transaction, then insert again.
+            Job.objects.filter(pk=existing.pk, idempotency_key=key).update(
+                idempotency_key=None, idempotency_expires_at=None
+            )
+        raise IntegrityError(f"could not enqueue with idempotency key {key!r}")
+
+    # --- Lease -----------------------------------------------------------------------
+
+    def lease(
+        self,
+        *,
+        spec: LeaseSpec,
+        owner_id: int,
+        queue_name: str,
+        limit: int,
+        now: datetime,
+        args: Mapping[str, Any],
+    ) -> Leased:
+        """Lock up to ``limit`` candidates in lease order and write ``spec.writes`` to them.
+
+        Each probe fetches at most ``limit`` rows through its own index,
+        skipping rows other leasers hold; the best ``limit`` of them are
+        written by one UPDATE. Runs in a transaction of its own, or in the
+        caller's without a savepoint.
+        """
+        render = _Render(now, args)
+        queue = Job.objects.filter(owner_id=owner_id, queue_name=queue_name)
+        fields = list(dict.fromkeys(["id", *(key.lstrip("-") for key in spec.order)]))
+        fields += sorted(columns_read(*spec.flags.values()) - set(fields))
+        with transaction.atomic(savepoint=False):
+            found = [
+                row
+                for cond in spec.candidates
+                for row in queue.filter(render.cond(cond))
+                .order_by(*spec.order)
+                .select_for_update(skip_locked=True)
+                .values(*fields)[:limit]
+            ]
+            _sort_in_order(found, spec.order)
+            picked = found[:limit]
+            if not picked:
+                return []
+            scope = Scope(now=now, args=args, item={})
+            flags = {
+                row["id"]: {name: holds(cond, row, scope) for name, cond in spec.flags.items()}
+                for row in picked
+            }
+            rows = Job.objects.filter(pk__in=list(flags)).update_returning(
+                _FIELDS, **render.writes(spec.writes)
+            )
+        leased = [(_job(row, queue.db), flags[row["id"]]) for row in rows]
+        order = {row["id"]: index for index, row in enumerate(picked)}
+        leased.sort(key=lambda pair: order[pair[0].id])
+        return leased
+
+    # --- Guarded updates -------------------------------------------------------------
+
+    def update_items(
+        self,
+        *,
+        owner_id: int,
+        items: Sequence[Mapping[str, Any]],
+        guard: Cond,
+        writes: Transition,
+        returning: Sequence[str],
+        now: datetime,
+        args: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """One guarded UPDATE of the caller's jobs ``items[i]["id"]``; the rows it changed.
+
+        ``guard`` may compare a field with an item's value (``lease_token =
+        Item("token")``): each row must then match its own item. Item ids
+        must be distinct.
+        """
+        if not items:
+            return []
+        render = _Render(now, args or {}, items)
+        keys, rest = _keyed_parts(guard)
+        db = connections[Job.objects.db]
+        fields = [Job._meta.pk, *(Job._meta.get_field(name) for name, _ in keys)]
+        params: list[Any] = []
+        for item in items:
+            params.append(fields[0].get_db_prep_value(item["id"], db))
+            for field, (_, item_name) in zip(fields[1:], keys, strict=True):
+                params.append(field.get_db_prep_value(item[item_name], db))
+        # A row-value IN (PostgreSQL; SQLite >= 3.15) instead of an OR of Q
+        # objects, which cost more to build and compile than the UPDATE took
+        # to run. Only column names are interpolated; values are parameters.
+        table = db.ops.quote_name(Job._meta.db_table)
+        columns = ", ".join(f"{table}.{db.ops.quote_name(f.column)}" for f in fields)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        matched = RawSQL(  # noqa: S611
+            f"({columns}) IN ({', '.join([row] * len(items))})",
+            params,
+            output_field=BooleanField(),
+        )
+        guarded = Job.objects.filter(matched, owner_id=owner_id)
+        for part in rest:
+            guarded = guarded.filter(render.cond(part))
+        return guarded.update_returning(list(returning), **render.writes(writes))
+
+    def update_selection(
+        self,
+        jobs: QuerySet[Job],
+        *,
+        guard: Cond,
+        writes: Transition,
+        returning: Sequence[str],
+        now: datetime,
+        batch_size: int,
+        on_batch: OnBatch | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """``writes`` to the rows of ``jobs`` where ``guard`` holds; returns how many changed.
+
+        A bounded batch per transaction, in primary-key order: one long write
+        transaction would block every producer on SQLite and hold many row
+        locks on PostgreSQL. Each batch re-applies the guard, so a row that
+        changed meanwhile is skipped, never overwritten. After each batch has
+        committed, ``on_batch`` sees its changed rows and ``progress`` the
+        running total.
+        """
+        render = _Render(now, {})
+        guard_q = render.cond(guard)
+        values = render.writes(writes)
+        changed = 0
+        for pks in self._pages(jobs.filter(guard_q), batch_size):
+            with transaction.atomic():
+                rows = Job.objects.filter(guard_q, pk__in=pks).update_returning(
+                    list(returning), **values
+                )
+            changed += len(rows)
+            if on_batch is not None and rows:
+                on_batch(rows)
+            if progress is not None:
+                progress(changed)
+        return changed
+
+    def update_locked(
+        self,
+        jobs: QuerySet[Job],
+        *,
+        guard: Cond,
+        writes: Transition,
+        returning: Sequence[str],
+        now: datetime,
+        batch_size: int,
+        on_batch: OnBatch | None = None,
+    ) -> int:
+        """Like ``update_selection`` for work several processes share (maintenance).
+
+        ``jobs`` is taken in its own order, a batch at a time, locking with
+        SKIP LOCKED: two copies running at once split the rows instead of
+        waiting on each other or doing them twice.
+        """
+        render = _Render(now, {})
+        guard_q = render.cond(guard)
+        values = render.writes(writes)
+        changed = 0
+        while True:
+            with transaction.atomic():
+                pks = list(
+                    jobs.select_for_update(skip_locked=True).values_list("pk", flat=True)[
+                        :batch_size
+                    ]
+                )
+                rows = (
+                    Job.objects.filter(guard_q, pk__in=pks).update_returning(
+                        list(returning), **values
+                    )
+                    if pks
+                    else []
+                )
+            changed += len(rows)
+            if on_batch is not None and rows:
+                on_batch(rows)
+            if len(pks) < batch_size:
+                return changed
+
+    def delete_selection(
+        self,
+        jobs: QuerySet[Job],
+        *,
+        batch_size: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete ``jobs`` for good, a batch per transaction; returns how many."""
+        deleted = 0
+        for pks in self._pages(jobs, batch_size):
+            with transaction.atomic():
+                deleted += Job.objects.filter(pk__in=pks).delete()[0]
+            if progress is not None:
+                progress(deleted)
+        return deleted
+
+    def delete_locked(
+        self,
+        jobs: QuerySet[Job],
+        *,
+        guard: Cond,
+        now: datetime,
+        batch_size: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete ``jobs`` in their order, a batch at a time, with SKIP LOCKED (retention).
+
+        Each batch re-applies ``guard``: a row that changed since it was picked stays.
+        """
+        guard_q = _Render(now, {}).cond(guard)
+        deleted = 0
+        while True:
+            with transaction.atomic():
+                pks = list(
+                    jobs.select_for_update(skip_locked=True).values_list("pk", flat=True)[
+                        :batch_size
+                    ]
+                )
+                if pks:
+                    deleted += Job.objects.filter(guard_q, pk__in=pks).delete()[0]
+            if progress is not None and pks:
+                progress(deleted)
+            if len(pks) < batch_size:
+                return deleted
+
+    @staticmethod
+    def _pages(jobs: QuerySet[Job], batch_size: int) -> Iterator[list[uuid.UUID]]:
+        """The primary keys of ``jobs``, ascending, ``batch_size`` at a time."""
+        last_pk = None
+        while True:
+            page = jobs.order_by("pk")
+            if last_pk is not None:
+                page = page.filter(pk__gt=last_pk)
+            pks = list(page.values_list("pk", flat=True)[:batch_size])
+            if not pks:
+                return
+            yield pks
+            last_pk = pks[-1]
+
+    # --- Selections --------------------------------------------------------------------
+
+    def where(self, jobs: QuerySet[Job], cond: Cond, *, now: datetime) -> QuerySet[Job]:
+        """The rows of ``jobs`` for which ``cond`` holds at ``now``."""
+        return jobs.filter(_Render(now, {}).cond(cond))
+
+    # --- Waking long-poll leases ---------------------------------------------------
+
+    def notify(self, owner_id: int, queue_names: Sequence[str]) -> None:
+        """Tell waiting leases that jobs may be leasable: nothing to do, waiters poll."""
+
+    def open_listener(self) -> Any:
+        raise NotImplementedError("the ORM engine has no LISTEN; long-poll leases poll")
+
+    # --- Reads the admin needs -------------------------------------------------------
+
+    def estimated_count(self, queryset: QuerySet[Any]) -> int:
+        """The number of rows of ``queryset`` (exact here; PostgreSQL estimates big ones)."""
+        return queryset.count()
+
+    def queue_names(self, using: str, limit: int) -> list[str]:
+        """The distinct queue names of every tenant, in order, at most ``limit``."""
+        return list(
+            Job.objects.using(using)
+            .order_by("queue_name")
+            .values_list("queue_name", flat=True)
+            .distinct()[:limit]
+        )

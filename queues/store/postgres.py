@@ -1,0 +1,550 @@
+"""The PostgreSQL engine: the hot transitions as constant SQL statements.
+
+Enqueue, lease, ack, nack, heartbeat and cancel each run ONE statement, in
+autocommit, instead of BEGIN, SELECTs, an UPDATE and COMMIT, and the ORM's
+compile step per request (docs/decisions/0006 and 0007). Each statement's
+text is rendered once per process from the services' spec
+(queues/store/spec.py) and never changes after that; every value is a bound
+parameter, and batches travel as ONE JSON array that ``jsonb_array_elements``
+or ``jsonb_to_recordset`` takes apart, so a batch of 100 is still one short
+statement. Constants (status names) are rendered as SQL literals, so the
+planner matches the partial indexes of queues/models.py.
+
+Long-poll leases wait on LISTEN/NOTIFY: every write that makes a job
+leasable sends ``pg_notify('openqueue_jobs', '<owner>:<count>:<queue>')`` in
+its own transaction, so it is delivered on commit and never before the job
+is visible (queues/longpoll.py listens).
+
+Operator actions and maintenance are the ORM engine's (inherited).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Field, QuerySet
+
+from queues.models import Job
+from queues.store.orm import Leased, OrmStore
+from queues.store.spec import (
+    AfterBackoff,
+    And,
+    Arg,
+    Cmp,
+    Coalesce,
+    Col,
+    Cond,
+    Const,
+    Expr,
+    If,
+    In,
+    Item,
+    LeaseSpec,
+    NewToken,
+    Now,
+    NullIfBlank,
+    Plus,
+    Transition,
+    Truthy,
+    Writes,
+    columns_read,
+    flatten,
+)
+
+CHANNEL = "openqueue_jobs"
+_LITERAL = re.compile(r"^[A-Za-z0-9_.:-]*$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_JOBS = Job._meta.db_table
+
+
+def _column(name: str) -> str:
+    column = Job._meta.get_field(name).column
+    if not _IDENTIFIER.match(column):
+        raise ValueError(f"unexpected column name {column!r}")
+    return column
+
+
+def _literal(value: Any) -> str:
+    """A constant of a spec as SQL text (identifier-like strings only)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and _LITERAL.match(value):
+        return f"'{value}'"
+    raise ValueError(f"pass {value!r} as an Arg, not as a constant")
+
+
+def _db_type(field: Field) -> str:
+    return field.db_type(connections[DEFAULT_DB_ALIAS])
+
+
+class _Sql:
+    """Spec expressions and conditions as SQL text with named parameters.
+
+    ``alias`` names the table whose columns ``Col`` reads; ``item_ref``
+    renders an ``Item`` for the field it is written to (or compared with),
+    and records the item's SQL type in ``item_types``.
+    """
+
+    def __init__(self, alias: str, item_ref: Callable[[str, str], str] | None = None) -> None:
+        self.alias = alias
+        self.item_ref = item_ref or (lambda name, sql_type: f"item.{name}")
+        self.item_types: dict[str, str] = {}
+
+    def sets(self, transition: Transition) -> str:
+        return ",\n    ".join(
+            f"{_column(name)} = {self.expr(expr, Job._meta.get_field(name))}"
+            for name, expr in flatten(transition).items()
+        )
+
+    def _item(self, name: str, sql_type: str) -> str:
+        self.item_types.setdefault(name, sql_type)
+        return self.item_ref(name, sql_type)
+
+    def expr(self, expr: Expr, field: Field) -> str:
+        match expr:
+            case Col(name):
+                return f"{self.alias}.{_column(name)}"
+            case Const(None):
+                # Typed: a CASE of two bare NULLs would be text.
+                return f"NULL::{_db_type(field)}"
+            case Const(value):
+                return _literal(value)
+            case Now():
+                return "%(now)s"
+            case Arg(name):
+                return f"%(arg_{name})s"
+            case Item(name):
+                return self._item(name, _db_type(field))
+            case NewToken():
+                return "gen_random_uuid()"
+            case Plus(left, right):
+                return f"({self.expr(left, field)} + {self.expr(right, field)})"
+            case Coalesce(first, then):
+                return f"COALESCE({self.expr(first, field)}, {self.expr(then, field)})"
+            case NullIfBlank(value):
+                return f"NULLIF({self.expr(value, field)}, '')"
+            case If(when, then, otherwise):
+                return (
+                    f"CASE WHEN {self.cond(when)} THEN {self.expr(then, field)}"
+                    f" ELSE {self.expr(otherwise, field)} END"
+                )
+            case AfterBackoff(schedule, count):
+                *steps, last = schedule
+                whens = " ".join(f"WHEN {n} THEN {s}" for n, s in enumerate(steps))
+                seconds = f"CASE {self.expr(count, field)} {whens} ELSE {last} END"
+                return f"(%(now)s + make_interval(secs => {seconds}))"
+        raise TypeError(f"the PostgreSQL engine cannot render {expr!r}")
+
+    def cond(self, cond: Cond) -> str:
+        match cond:
+            case Cmp(left, op, right):
+                field = Job._meta.get_field(left.name)
+                return f"{self.expr(left, field)} {op} {self.expr(right, field)}"
+            case In(left, values):
+                listed = ", ".join(_literal(value) for value in values)
+                return f"{self.expr(left, Job._meta.get_field(left.name))} IN ({listed})"
+            case And(parts):
+                return "(" + " AND ".join(self.cond(part) for part in parts) + ")"
+            case Truthy(Item(name)):
+                return self._item(name, "boolean")
+        raise TypeError(f"the PostgreSQL engine cannot render {cond!r}")
+
+
+def _order(alias: str, order: Sequence[str]) -> str:
+    return ", ".join(
+        f"{alias}.{_column(key[1:])} DESC" if key.startswith("-") else f"{alias}.{_column(key)}"
+        for key in order
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- Statements, rendered once per spec ------------------------------------------------
+
+
+class _Frozen:
+    """A spec as a cache key, by identity: specs are module constants of queues/services.py.
+
+    The key keeps its spec alive, so an id is never reused for another spec.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Frozen) and other.value is self.value
+
+
+@functools.cache
+def _insert_statement(frozen: _Frozen) -> tuple[str, tuple[str, ...]]:
+    """``INSERT ... SELECT`` from a JSON array of rows, plus the wake-up notifications.
+
+    Each row is an array of the item values in ``names`` order. The
+    notification counts the new jobs per queue: ``<owner>:<count>:<queue>``.
+    """
+    names: list[str] = []
+
+    def positional(name: str, sql_type: str) -> str:
+        if name not in names:
+            names.append(name)
+        index = names.index(name)
+        return f"(r->{index})" if sql_type == "jsonb" else f"(r->>{index})::{sql_type}"
+
+    render = _Sql(_JOBS, positional)
+    flat = flatten(frozen.value)
+    columns = ", ".join(_column(name) for name in flat)
+    values = ", ".join(render.expr(expr, Job._meta.get_field(name)) for name, expr in flat.items())
+    sql = f"""
+WITH ins AS (
+    INSERT INTO {_JOBS} ({columns})
+    SELECT {values}
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS r
+    RETURNING queue_name
+)
+SELECT pg_notify(%(channel)s, %(arg_owner)s::text || ':' || count(*) || ':' || queue_name)
+FROM ins GROUP BY queue_name
+"""  # noqa: S608 - rendered from the spec; every value is a parameter
+    return sql, tuple(names)
+
+
+@functools.cache
+def _lease_statement(frozen: _Frozen) -> str:
+    """Every probe, the choice between them and the write, in one statement.
+
+    Each probe is its own CTE (FOR UPDATE is not allowed in a UNION), served
+    in lease order by its partial index; SKIP LOCKED skips rows other
+    leasers hold, and the candidates not chosen are unlocked when the
+    statement (or the caller's transaction) ends. ``pick`` evaluates the
+    spec's flags on the rows as they were; in the UPDATE, ``jobs.*`` on the
+    right-hand side are the values before it too.
+    """
+    spec: LeaseSpec = frozen.value
+    keep = list(dict.fromkeys(["id", *(key.lstrip("-") for key in spec.order)]))
+    keep += sorted(columns_read(*spec.flags.values()) - set(keep))
+    selected = ", ".join(f"{_JOBS}.{_column(name)}" for name in keep)
+    render = _Sql(_JOBS)
+    probes = [
+        f"""c{index} AS (
+    SELECT {selected} FROM {_JOBS}
+    WHERE {_JOBS}.user_id = %(owner)s AND {_JOBS}.queue_name = %(queue)s
+      AND {render.cond(cond)}
+    ORDER BY {_order(_JOBS, spec.order)} LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+)"""  # noqa: S608 - rendered from the spec; every value is a parameter
+        for index, cond in enumerate(spec.candidates)
+    ]
+    union = " UNION ALL ".join(f"SELECT * FROM c{n}" for n in range(len(probes)))  # noqa: S608
+    candidates = _Sql("candidates")
+    flags = "".join(f", {candidates.cond(cond)} AS {name}" for name, cond in spec.flags.items())
+    returned = "".join(f", pick.{name}" for name in spec.flags)
+    return f"""
+WITH {", ".join(probes)}, pick AS (
+    SELECT candidates.id{flags}
+    FROM ({union}) AS candidates
+    ORDER BY {_order("candidates", spec.order)} LIMIT %(limit)s
+)
+UPDATE {_JOBS} SET
+    {render.sets(spec.writes)}
+FROM pick
+WHERE {_JOBS}.id = pick.id
+RETURNING {_JOBS}.*{returned}
+"""  # noqa: S608 - rendered from the spec; every value is a parameter
+
+
+@functools.cache
+def _update_statement(guard: _Frozen, writes: _Frozen, returning: tuple[str, ...]) -> str:
+    """A guarded UPDATE of the caller's jobs joined to a JSON array of items by id."""
+    render = _Sql(_JOBS)
+    sets = render.sets(writes.value)
+    where = render.cond(guard.value)
+    declared = ", ".join(
+        ["id uuid", *(f"{name} {sql_type}" for name, sql_type in render.item_types.items())]
+    )
+    columns = ", ".join(f"{_JOBS}.{_column(name)}" for name in returning)
+    return f"""
+UPDATE {_JOBS} SET
+    {sets}
+FROM jsonb_to_recordset(%(items)s::jsonb) AS item({declared})
+WHERE {_JOBS}.id = item.id AND {_JOBS}.user_id = %(owner)s AND {where}
+RETURNING {columns}
+"""  # noqa: S608 - rendered from the spec; every value is a parameter
+
+
+# --- Rows to Job instances ----------------------------------------------------------------
+
+
+@functools.cache
+def _row_plan(columns: tuple[str, ...]) -> tuple[list[int], list[Any], list[str]]:
+    """How to turn a ``RETURNING jobs.*, ...`` row into a Job, worked out once per shape.
+
+    Returns, in the model's field order, the row index of each field's
+    column and that field's converters (with the column they need), plus the
+    names of the extra columns. ``Job.objects.raw()`` redid this per query:
+    about a third of a single lease's Python calls.
+    """
+    index = {name: i for i, name in enumerate(columns)}
+    positions: list[int] = []
+    converters: list[Any] = []
+    for field in Job._meta.concrete_fields:
+        positions.append(index[field.column])
+        col = field.get_col(_JOBS)
+        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        converters.append((found, col) if found else None)
+    known = {field.column for field in Job._meta.concrete_fields}
+    return positions, converters, [name for name in columns if name not in known]
+
+
+_JOB_ATTNAMES = [field.attname for field in Job._meta.concrete_fields]
+
+
+def _job_from_row(columns: tuple[str, ...], row: tuple[Any, ...]) -> tuple[Job, dict[str, Any]]:
+    """A Job from a raw row, and the extra columns (the lease's flags) by name."""
+    positions, converters, extras = _row_plan(columns)
+    values = []
+    for position, conversion in zip(positions, converters, strict=True):
+        value = row[position]
+        if conversion is not None:
+            found, col = conversion
+            for convert in found:
+                value = convert(value, col, connection)
+        values.append(value)
+    job = Job.from_db(connection.alias, _JOB_ATTNAMES, values)
+    return job, {name: row[columns.index(name)] for name in extras}
+
+
+class PostgresStore(OrmStore):
+    """The ORM engine with PostgreSQL's hot paths and LISTEN/NOTIFY."""
+
+    listens = True
+
+    def insert(
+        self,
+        *,
+        owner_id: int,
+        items: Sequence[Mapping[str, Any]],
+        writes: Writes,
+        now: datetime,
+    ) -> None:
+        """Insert the jobs and wake long-poll leases in ONE autocommit statement."""
+        sql, names = _insert_statement(_Frozen(writes))
+        rows = [[_jsonable(item[name]) for name in names] for item in items]
+        params = {
+            "arg_owner": owner_id,
+            "now": now,
+            "rows": _dumps(rows),
+            "channel": CHANNEL,
+        }
+        # Inside a caller's transaction a failed insert must not abort it: use a
+        # savepoint there (the API runs in autocommit and pays nothing for this).
+        with transaction.atomic() if connection.in_atomic_block else _nothing():
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+
+    def lease(
+        self,
+        *,
+        spec: LeaseSpec,
+        owner_id: int,
+        queue_name: str,
+        limit: int,
+        now: datetime,
+        args: Mapping[str, Any],
+    ) -> Leased:
+        params = {
+            "owner": owner_id,
+            "queue": queue_name,
+            "now": now,
+            "limit": limit,
+            **{f"arg_{name}": value for name, value in args.items()},
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_lease_statement(_Frozen(spec)), params)
+            columns = tuple(col.name for col in cursor.description)
+            leased = [_job_from_row(columns, row) for row in cursor.fetchall()]
+        # RETURNING has no order: restore the lease order.
+        for key in reversed(spec.order):
+            name = key.lstrip("-")
+            leased.sort(key=lambda pair, n=name: getattr(pair[0], n), reverse=key[0] == "-")
+        return leased
+
+    def update_items(
+        self,
+        *,
+        owner_id: int,
+        items: Sequence[Mapping[str, Any]],
+        guard: Cond,
+        writes: Transition,
+        returning: Sequence[str],
+        now: datetime,
+        args: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        if not items:
+            return []
+        sql = _update_statement(_Frozen(guard), _Frozen(writes), tuple(returning))
+        params = {
+            "owner": owner_id,
+            "now": now,
+            "items": _dumps([{k: _jsonable(v) for k, v in item.items()} for item in items]),
+            **{f"arg_{name}": value for name, value in (args or {}).items()},
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [dict(zip(returning, row, strict=True)) for row in cursor.fetchall()]
+
+    # --- LISTEN/NOTIFY ---------------------------------------------------------------
+
+    def notify(self, owner_id: int, queue_names: Sequence[str]) -> None:
+        """Wake waiting leases of ``owner_id``: one payload per queue, with its job count.
+
+        Sent inside the caller's transaction, it is delivered when that
+        transaction commits and dropped on rollback.
+        """
+        counts: dict[str, int] = {}
+        for name in queue_names:
+            counts[name] = counts.get(name, 0) + 1
+        if not counts:
+            return
+        payloads = sorted(f"{owner_id}:{count}:{name}" for name, count in counts.items())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+                [CHANNEL, payloads],
+            )
+
+    def interrupt_listeners(self) -> None:
+        """End every listener's current wait at once (an empty notification)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+
+    def listener_factory(self) -> Callable[[], Any]:
+        """Opens a LISTEN connection of its own, outside Django's pool, when called.
+
+        Django's connection parameters are read now, in the calling thread.
+        """
+        params = connection.get_connection_params()
+        # Minus what only Django's own connection wrapper understands.
+        params = {k: v for k, v in params.items() if k not in ("cursor_factory", "context")}
+        return functools.partial(_Listener, params)
+
+    # --- Reads the admin needs -------------------------------------------------------
+
+    def estimated_count(self, queryset: QuerySet[Any]) -> int:
+        """Exact for small results, PostgreSQL's estimate for big ones (queues/admin.py)."""
+        return _estimated_count(queryset)
+
+    def queue_names(self, using: str, limit: int) -> list[str]:
+        """The distinct queue names without reading every job: a loose index scan.
+
+        A recursive query jumps from one name to the next through
+        jobs_queue_id_idx: one index probe per queue instead of a DISTINCT
+        over the whole table.
+        """
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                """
+                WITH RECURSIVE names(name) AS (
+                    (SELECT queue_name FROM jobs ORDER BY queue_name LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT queue_name FROM jobs WHERE queue_name > names.name
+                            ORDER BY queue_name LIMIT 1)
+                    FROM names WHERE names.name IS NOT NULL
+                )
+                SELECT name FROM names WHERE name IS NOT NULL LIMIT %s
+                """,
+                [limit],
+            )
+            return [name for (name,) in cursor.fetchall()]
+
+
+# Below this many rows an exact COUNT(*) is cheap; above it the count is estimated.
+EXACT_COUNT_LIMIT = 10_000
+
+
+def _estimated_count(queryset: QuerySet[Any]) -> int:
+    """Unfiltered: ``pg_class.reltuples`` (refreshed by ANALYZE and autovacuum).
+    Filtered: a count capped at EXACT_COUNT_LIMIT + 1 rows, and only a result
+    bigger than that is replaced by the planner's estimate.
+    """
+    db = connections[queryset.db]
+    if not queryset.query.where:
+        with db.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                [queryset.model._meta.db_table],
+            )
+            row = cursor.fetchone()
+        if row and row[0] > EXACT_COUNT_LIMIT:
+            return int(row[0])
+        return queryset.count()
+    capped = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+    if capped <= EXACT_COUNT_LIMIT:
+        return capped
+    plan = json.loads(queryset.order_by().explain(format="json"))
+    return max(int(plan[0]["Plan"]["Plan Rows"]), capped)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+class _Listener:
+    """One LISTEN connection: yields ``(owner_id, queue_name, count)`` per notification."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def __enter__(self) -> _Listener:
+        import psycopg
+
+        self.conn = psycopg.connect(**self.params, autocommit=True)
+        self.conn.execute(f"LISTEN {CHANNEL}")
+        self.backend_pid = self.conn.info.backend_pid
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+    def wakeups(self, timeout: float) -> Iterator[tuple[int, str, int] | None]:
+        """Notifications for ``timeout`` seconds at most; None for a bare interruption.
+
+        Raises ValueError (with the payload) for a payload that is not ours.
+        """
+        for note in self.conn.notifies(timeout=timeout):
+            if not note.payload:
+                yield None
+                continue
+            owner, _, rest = note.payload.partition(":")
+            count, _, queue_name = rest.partition(":")
+            try:
+                yield int(owner), queue_name, int(count)
+            except ValueError:
+                raise ValueError(note.payload[:300]) from None
+
+    def ping(self) -> None:
+        """A dead connection raises here rather than hanging."""
+        self.conn.execute("SELECT 1")
