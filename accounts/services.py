@@ -1,14 +1,17 @@
-"""Account operations: issuing, revoking and provisioning API tokens.
+"""Account operations: finding, issuing, revoking and provisioning API tokens.
 
 The API, the admin, the web UI and the management commands all call these.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -84,3 +87,70 @@ def provision_user(
             ApiToken.objects.filter(owner=user).active().update(revoked_at=now)
         issued = issue_token(owner=user, name="provisioned", now=now)
     return ProvisionResult(user=user, raw_token=issued.raw, created=created)
+
+
+# --- Looking a token up (every API request) ------------------------------------------
+
+
+@functools.cache
+def _token_lookup_sql(alias: str) -> str:
+    """The token-and-owner SELECT, built once per process instead of compiled per request.
+
+    The ORM spent about as long compiling ``select_related("owner").filter(...)``
+    as the database spent answering it (docs/benchmarks.md, "Fast path").
+    """
+    qn = connection.ops.quote_name
+    token_cols = [f"t.{qn(f.column)}" for f in ApiToken._meta.concrete_fields]
+    user_cols = [f"u.{qn(f.column)}" for f in User._meta.concrete_fields]
+    owner = ApiToken._meta.get_field("owner")
+    # Only model metadata is interpolated; the hash is a bound parameter.
+    return (
+        f"SELECT {', '.join(token_cols + user_cols)}"  # noqa: S608
+        f" FROM {qn(ApiToken._meta.db_table)} t"
+        f" JOIN {qn(User._meta.db_table)} u"
+        f" ON u.{qn(User._meta.pk.column)} = t.{qn(owner.column)}"
+        f" WHERE t.{qn(ApiToken._meta.get_field('token_hash').column)} = %s"
+        f" AND t.{qn(ApiToken._meta.get_field('revoked_at').column)} IS NULL"
+    )
+
+
+@functools.cache
+def _row_loader(model: type[Any], alias: str) -> tuple[list[str], list[tuple[int, list, Any]]]:
+    """The attnames of ``model``'s columns and, per column that has any, its converters.
+
+    Looked up once per process: asking every field for its converters on
+    every request cost more than building the instances.
+    """
+    fields = model._meta.concrete_fields
+    converters = []
+    for index, field in enumerate(fields):
+        col = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        if found:
+            converters.append((index, found, col))
+    return [f.attname for f in fields], converters
+
+
+def _from_row(model: type[Any], row: Sequence[Any]) -> Any:
+    """A model instance from raw column values, through the fields' own converters."""
+    attnames, converters = _row_loader(model, connection.alias)
+    values = list(row)
+    if len(values) != len(attnames):
+        raise ValueError(f"{model.__name__}: {len(values)} values for {len(attnames)} columns")
+    for index, found, col in converters:
+        for convert in found:
+            values[index] = convert(values[index], col, connection)
+    return model.from_db(connection.alias, attnames, values)
+
+
+def find_active_token(token_hash: str) -> ApiToken | None:
+    """The unrevoked token with this hash, its owner loaded (one indexed query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_token_lookup_sql(connection.alias), [token_hash])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(ApiToken._meta.concrete_fields)
+    token = _from_row(ApiToken, row[:split])
+    token.owner = _from_row(User, row[split:])
+    return token

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db import OperationalError, connection
+from django.db import OperationalError
 from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -17,6 +15,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from accounts.models import ApiToken, User
+from accounts.services import find_active_token
 from accounts.tokens import hash_token
 from ratelimits.buckets import auth_failures
 from ratelimits.clients import client_address
@@ -27,70 +26,6 @@ from ratelimits.clients import client_address
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 logger = logging.getLogger("openqueue.auth")
-
-
-@functools.cache
-def _token_lookup_sql(vendor: str) -> str:
-    """The token-and-owner SELECT, built once per process instead of compiled per request.
-
-    The ORM spent about as long compiling ``select_related("owner").filter(...)``
-    as the database spent answering it (docs/benchmarks.md, "Fast path").
-    """
-    qn = connection.ops.quote_name
-    token_cols = [f"t.{qn(f.column)}" for f in ApiToken._meta.concrete_fields]
-    user_cols = [f"u.{qn(f.column)}" for f in User._meta.concrete_fields]
-    owner = ApiToken._meta.get_field("owner")
-    # Only model metadata is interpolated; the hash is a bound parameter.
-    return (
-        f"SELECT {', '.join(token_cols + user_cols)}"  # noqa: S608
-        f" FROM {qn(ApiToken._meta.db_table)} t"
-        f" JOIN {qn(User._meta.db_table)} u"
-        f" ON u.{qn(User._meta.pk.column)} = t.{qn(owner.column)}"
-        f" WHERE t.{qn(ApiToken._meta.get_field('token_hash').column)} = %s"
-        f" AND t.{qn(ApiToken._meta.get_field('revoked_at').column)} IS NULL"
-    )
-
-
-@functools.cache
-def _row_loader(model: type[Any], vendor: str) -> tuple[list[str], list[tuple[int, list, Any]]]:
-    """The attnames of ``model``'s columns and, per column that has any, its converters.
-
-    Looked up once per process: asking every field for its converters on
-    every request cost more than building the instances.
-    """
-    fields = model._meta.concrete_fields
-    converters = []
-    for index, field in enumerate(fields):
-        col = field.get_col(model._meta.db_table)
-        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
-        if found:
-            converters.append((index, found, col))
-    return [f.attname for f in fields], converters
-
-
-def _from_row(model: type[Any], row: Sequence[Any]) -> Any:
-    """A model instance from raw column values, through the fields' own converters."""
-    attnames, converters = _row_loader(model, connection.vendor)
-    values = list(row)
-    if len(values) != len(attnames):
-        raise ValueError(f"{model.__name__}: {len(values)} values for {len(attnames)} columns")
-    for index, found, col in converters:
-        for convert in found:
-            values[index] = convert(values[index], col, connection)
-    return model.from_db(connection.alias, attnames, values)
-
-
-def find_active_token(token_hash: str) -> ApiToken | None:
-    """The unrevoked token with this hash, its owner loaded (one indexed query)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_token_lookup_sql(connection.vendor), [token_hash])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    split = len(ApiToken._meta.concrete_fields)
-    token = _from_row(ApiToken, row[:split])
-    token.owner = _from_row(User, row[split:])
-    return token
 
 
 class NotAuthenticated(exceptions.NotAuthenticated):
