@@ -24,7 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from queues import services
-from queues.models import Job, JobStatus
+from queues.models import STATUSES_IN_USE, Job, JobStatus
 
 PER_PAGE = 50
 # Newest first; served by jobs_owner_created_idx / jobs_owner_queue_status_idx.
@@ -82,12 +82,12 @@ def queue_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     rows = list(Job.objects.for_owner(request.user).stats_by_queue())
     for row in rows:
-        row["counts"] = [(status, row[status]) for status in JobStatus.values]
+        row["counts"] = [(status, row[status]) for status in STATUSES_IN_USE]
         row["oldest_pending_age"] = age(row["oldest_pending_created_at"], now)
     return render(
         request,
         "console/queue_list.html",
-        {"queues": rows, "statuses": JobStatus.values, "now": now},
+        {"queues": rows, "statuses": STATUSES_IN_USE, "now": now},
     )
 
 
@@ -100,7 +100,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     jobs = mine.order_by(*NEWEST_FIRST)
     if queue:
         jobs = jobs.in_queue(queue)
-    if status in JobStatus.values:
+    if status in STATUSES_IN_USE:
         jobs = jobs.filter(status=status)
     else:
         status = ""
@@ -115,7 +115,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "queue": queue,
             "status": status,
-            "statuses": JobStatus.values,
+            "statuses": STATUSES_IN_USE,
             "queue_names": mine.order_by("queue_name")
             .values_list("queue_name", flat=True)
             .distinct(),

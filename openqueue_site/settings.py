@@ -393,7 +393,6 @@ OPENQUEUE_IDEMPOTENCY_WINDOW_SECONDS = env_int(
 OPENQUEUE_RETENTION_DAYS = {
     "completed": env_int("OPENQUEUE_RETENTION_COMPLETED_DAYS", 7, minimum=0),
     "cancelled": env_int("OPENQUEUE_RETENTION_CANCELLED_DAYS", 7, minimum=0),
-    "failed": env_int("OPENQUEUE_RETENTION_FAILED_DAYS", 14, minimum=0),
     "dead": env_int("OPENQUEUE_RETENTION_DEAD_DAYS", 0, minimum=0),
 }
 OPENQUEUE_LEASE_REAP_GRACE_SECONDS = env_int("OPENQUEUE_LEASE_REAP_GRACE_SECONDS", 0, minimum=0)

@@ -30,7 +30,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from queues import services
-from queues.models import DeadJob, Job, JobStatus
+from queues.models import STATUSES_IN_USE, DeadJob, Job, JobStatus
 from queues.store import get_store
 
 
@@ -49,6 +49,21 @@ class EstimatedCountPaginator(Paginator):
         if not isinstance(queryset, QuerySet):
             return super().count
         return get_store(queryset.db).estimated_count(queryset)
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """The statuses a job can be in (``failed`` is never set: queues/models.py)."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(status, status) for status in STATUSES_IN_USE]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        if self.value():
+            return queryset.filter(status=self.value())
+        return queryset
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -72,7 +87,6 @@ STATUS_COLOURS = {
     JobStatus.PENDING: "#1d4ed8",
     JobStatus.PROCESSING: "#7c3aed",
     JobStatus.COMPLETED: "#15803d",
-    JobStatus.FAILED: "#b45309",
     JobStatus.CANCELLED: "#4b5563",
     JobStatus.DEAD: "#b91c1c",
 }
@@ -223,7 +237,7 @@ class BaseJobAdmin(admin.ModelAdmin):
         return None
 
     @admin.action(
-        description="Requeue (dead, failed, cancelled, completed → pending now)",
+        description="Requeue (dead, cancelled, completed → pending now)",
         permissions=["change"],
     )
     def requeue(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
@@ -287,7 +301,7 @@ class JobAdmin(BaseJobAdmin):
         "created_at",
         "finished_at",
     ]
-    list_filter = ["status", QueueFilter, "owner", "created_at"]
+    list_filter = [StatusFilter, QueueFilter, "owner", "created_at"]
     actions = ["requeue", "cancel", "bury", "delete"]
 
 

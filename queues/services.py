@@ -15,8 +15,8 @@
                  |                       | lease_lost_count + 1; once it has     |
                  |                       | expired more than max_retries times --+
                  |                                                               |
-                 +-- requeue_jobs (operators): dead / failed / cancelled / completed
-                     bury_jobs (operators): pending / processing / failed ------+
+                 +-- requeue_jobs (operators): dead / cancelled / completed
+                     bury_jobs (operators): pending / processing ---------------+
 
 The rules are written once, as data, in the "Rules" section below: which
 jobs are due, the lease order, the backoff schedule, the poison rule, the
@@ -38,6 +38,9 @@ What every transition here relies on:
 - Metrics and job events are recorded here, after the write, so the API,
   the admin, the console and the maintenance command are all counted.
 - ``now`` is injectable so tests move time instead of sleeping.
+
+``failed`` is a status of the wire contract that no transition sets
+(queues/models.py, STATUSES_IN_USE).
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ from queues.store.spec import (
 # --- The rules --------------------------------------------------------------------------
 
 PENDING, PROCESSING, COMPLETED = JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.COMPLETED
-FAILED, CANCELLED, DEAD = JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DEAD
+CANCELLED, DEAD = JobStatus.CANCELLED, JobStatus.DEAD
 STATUS = Col("status")
 
 # Retry n (n = retry_count when the job is nacked) waits BACKOFF_SECONDS[n]:
@@ -187,8 +190,8 @@ REAP = Branch(POISON, then=BURY_POISON, otherwise={
 # Operators. A requeue resets the lease-loss count, or a requeued poison job
 # would go straight back to the DLQ; it may also give back the retry budget.
 # A buried processing job loses its lease: its worker's ack or nack gets 409.
-REQUEUEABLE = (DEAD, FAILED, CANCELLED, COMPLETED)
-BURIABLE = (PENDING, PROCESSING, FAILED)
+REQUEUEABLE = (DEAD, CANCELLED, COMPLETED)
+BURIABLE = (PENDING, PROCESSING)
 REQUEUE = {
     "status": PENDING, "run_at": NOW, "updated_at": NOW, "finished_at": None,
     "dead_at": None, "dead_reason": None, "lease_lost_count": 0, **NO_LEASE,
@@ -583,7 +586,7 @@ def requeue_jobs(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress = None,
 ) -> int:
-    """Send dead, failed, cancelled or completed jobs back to pending, due now.
+    """Send dead, cancelled or completed jobs back to pending, due now.
 
     ``reset_retries`` also gives them their full retry budget again.
     """
@@ -626,7 +629,7 @@ def bury_jobs(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress = None,
 ) -> int:
-    """Move pending, processing or failed jobs to the DLQ (``dead_reason = "operator"``)."""
+    """Move pending or processing jobs to the DLQ (``dead_reason = "operator"``)."""
     now = now or timezone.now()
 
     def record(rows: list[dict[str, Any]]) -> None:

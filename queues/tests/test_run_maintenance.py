@@ -83,12 +83,10 @@ def test_run_maintenance_deletes_finished_jobs_past_the_default_retention():
     doomed = [
         finished(JobStatus.COMPLETED, 8),
         finished(JobStatus.CANCELLED, 8),
-        finished(JobStatus.FAILED, 15),
     ]
     kept = [
         finished(JobStatus.COMPLETED, 6),
         finished(JobStatus.CANCELLED, 6),
-        finished(JobStatus.FAILED, 13),
         finished(JobStatus.DEAD, 3650, dead_reason=DeadReason.MAX_RETRIES_EXHAUSTED),
         JobFactory(created_at=NOW - timedelta(days=30)),  # old but pending: never purged
     ]
@@ -97,9 +95,9 @@ def test_run_maintenance_deletes_finished_jobs_past_the_default_retention():
 
     assert counts(output, "purge completed older than 7 days") == {"deleted": 1}
     assert counts(output, "purge cancelled older than 7 days") == {"deleted": 1}
-    assert counts(output, "purge failed older than 14 days") == {"deleted": 1}
+    assert "purge failed" not in output  # no transition sets it: nothing to retain
     assert "purge dead: kept forever" in output
-    assert counts(output, "maintenance pass done")["deleted"] == 3
+    assert counts(output, "maintenance pass done")["deleted"] == 2
     remaining = set(Job.objects.values_list("pk", flat=True))
     assert remaining == {job.pk for job in kept}
     assert not remaining & {job.pk for job in doomed}
@@ -107,7 +105,7 @@ def test_run_maintenance_deletes_finished_jobs_past_the_default_retention():
 
 @pytest.mark.django_db
 def test_run_maintenance_honours_the_retention_settings(settings):
-    settings.OPENQUEUE_RETENTION_DAYS = {"completed": 1, "cancelled": 0, "failed": 14, "dead": 30}
+    settings.OPENQUEUE_RETENTION_DAYS = {"completed": 1, "cancelled": 0, "dead": 30}
     young_done = finished(JobStatus.COMPLETED, 0.5)
     old_cancelled = finished(JobStatus.CANCELLED, 400)  # 0 days: kept forever
     old_dead = finished(JobStatus.DEAD, 31, dead_reason=DeadReason.RETRY_DISABLED)
@@ -130,23 +128,21 @@ def test_run_maintenance_dry_run_reports_counts_and_changes_nothing():
     expired_lease(max_retries=0)
     for _ in range(3):
         finished(JobStatus.COMPLETED, 10)
-    finished(JobStatus.FAILED, 20)
     before = sorted(Job.objects.values_list("pk", "status", "updated_at", "lease_token"))
 
     output = run(dry_run=True)
 
     assert counts(output, "reap_expired_leases (dry run)") == {"requeued": 1, "buried": 1}
     assert counts(output, "purge completed older than 7 days (dry run)") == {"deleted": 3}
-    assert counts(output, "purge failed older than 14 days (dry run)") == {"deleted": 1}
     assert counts(output, "maintenance pass done (dry run)") == {
         "requeued": 1,
         "buried": 1,
-        "deleted": 4,
+        "deleted": 3,
     }
     after = sorted(Job.objects.values_list("pk", "status", "updated_at", "lease_token"))
     assert after == before
     # ...and the real pass then does exactly what the dry run announced.
-    assert counts(run(), "maintenance pass done") == {"requeued": 1, "buried": 1, "deleted": 4}
+    assert counts(run(), "maintenance pass done") == {"requeued": 1, "buried": 1, "deleted": 3}
 
 
 @pytest.mark.django_db

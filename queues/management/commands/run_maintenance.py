@@ -47,7 +47,7 @@ logger = logging.getLogger("openqueue.maintenance")
 
 MAX_BATCH_SIZE = 50_000
 # Purged in this order; the keys of settings.OPENQUEUE_RETENTION_DAYS.
-PURGED_STATUSES = ("completed", "cancelled", "failed", "dead")
+PURGED_STATUSES = ("completed", "cancelled", "dead")
 
 
 def _aware_datetime(text: str) -> datetime:
