@@ -1,3 +1,5 @@
+"""Users (tenants) and their API tokens."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""Users (tenants, email login) and their named API tokens (stored hashed)."""
+
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin

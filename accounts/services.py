@@ -51,6 +51,11 @@ def revoke_token(*, token: ApiToken, now: datetime | None = None) -> bool:
     return changed == 1
 
 
+def revoke_tokens(tokens: QuerySet[ApiToken], *, now: datetime | None = None) -> int:
+    """Revoke the unrevoked tokens among ``tokens``; returns how many changed."""
+    return tokens.filter(revoked_at__isnull=True).update(revoked_at=now or timezone.now())
+
+
 def deactivate_users(users: QuerySet[User]) -> int:
     """Deactivate ``users``; returns how many changed. Their tokens and logins stop working."""
     return users.filter(is_active=True).update(is_active=False)

@@ -1,3 +1,5 @@
+"""The REST API: every route of the contract (api/urls.py)."""
+
 from django.apps import AppConfig
 
 

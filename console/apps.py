@@ -1,3 +1,5 @@
+"""The web console: a tenant's queues, jobs, dead-letter queue and API tokens."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""ASGI entry point (``openqueue_site.asgi:application``); gunicorn serves WSGI by default."""
+
 import os
 
 from django.core.asgi import get_asgi_application

@@ -131,7 +131,8 @@ SILENCED_SYSTEM_CHECKS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, with our site (openqueue_site/admin.py) as admin.site.
+    "openqueue_site.apps.OpenQueueAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

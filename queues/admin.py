@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin, messages
-from django.contrib.admin import helpers
+from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -125,9 +122,6 @@ class BaseJobAdmin(admin.ModelAdmin):
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
 
-    class Media:
-        css = {"all": ["openqueue/admin.css"]}
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -192,49 +186,27 @@ class BaseJobAdmin(admin.ModelAdmin):
         request: HttpRequest,
         queryset: QuerySet[Job],
         *,
-        verb: str,
-        done: str,
         eligible: QuerySet[Job],
-        run: Callable[[QuerySet[Job]], int],
-        warning: str = "",
-        options: list[tuple[str, str]] | None = None,
+        **action: Any,
     ) -> HttpResponse | None:
-        """Show a confirmation page; on "yes", run the service and report the counts.
-
-        ``queryset`` is the selection (the whole filtered list with "Select
-        all"); only counts and a short sample of it are read here.
-        """
-        if request.POST.get("confirm") != "yes":
-            selected_count = queryset.count()
-            eligible_count = eligible.count()
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"{verb.capitalize()} jobs?",
-                "opts": self.model._meta,
-                "media": self.media,
-                "verb": verb,
-                "done": done,
-                "action": request.POST.get("action", ""),
-                "select_across": request.POST.get("select_across", "0"),
-                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                "selected_count": selected_count,
-                "eligible_count": eligible_count,
-                "skip_count": selected_count - eligible_count,
-                "sample": list(eligible.select_related("owner").order_by("-pk")[:10]),
-                "warning": warning,
-                "options": options or [],
-                "back_url": request.get_full_path(),
-            }
-            return TemplateResponse(request, "admin/queues/action_confirmation.html", context)
-        selected = queryset.count()
-        changed = run(queryset)
-        self.message_user(
+        """The site's confirmation step (openqueue_site/admin.py) with a sample of jobs."""
+        return self.admin_site.confirm_then_run(  # type: ignore[attr-defined]
+            self,
             request,
-            f"{changed} {done}, {selected - changed} skipped.",
-            messages.SUCCESS if changed else messages.WARNING,
+            queryset,
+            nouns=("job", "jobs"),
+            eligible=eligible.select_related("owner").order_by("-pk"),
+            headings=["Job", "Queue", "Owner", "Status", "Created (UTC)"],
+            row=lambda job: (
+                job.pk,
+                job.queue_name,
+                job.owner,
+                job.status,
+                f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+            ),
+            skip_reason="their status does not allow it",
+            **action,
         )
-        return None
 
     @admin.action(
         description="Requeue (dead, cancelled, completed → pending now)",

@@ -1,3 +1,5 @@
+"""Jobs: the model, the transitions (services.py) and their storage (store/)."""
+
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 

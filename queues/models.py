@@ -1,3 +1,5 @@
+"""The job table and its reads (``JobQuerySet``); transitions live in queues/services.py."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,3 +1,5 @@
+"""Rate limits shared by every server process, and the failed-authentication limit."""
+
 from django.apps import AppConfig
 
 

@@ -70,7 +70,7 @@ def test_requeue_action_shows_a_confirmation_page_first(admin_client):
     pending = JobFactory()
     response = act(admin_client, JOBS, "requeue", [dead.pk, pending.pk], confirm=False)
     assert response.status_code == 200
-    assert response.templates[0].name == "admin/queues/action_confirmation.html"
+    assert response.templates[0].name == "admin/action_confirmation.html"
     assert response.context["eligible_count"] == 1 and response.context["skip_count"] == 1
     dead.refresh_from_db()
     assert dead.status == JobStatus.DEAD
@@ -80,7 +80,7 @@ def test_requeue_action_changes_eligible_rows_and_reports_skipped(admin_client):
     dead = JobFactory.create_batch(2, dead=True, retry_count=3)
     pending = JobFactory()
     response = act(admin_client, JOBS, "requeue", [*(d.pk for d in dead), pending.pk])
-    assert "2 requeued, 1 skipped." in messages_of(response)
+    assert "2 requeued, 1 skipped (their status does not allow it)." in messages_of(response)
     assert Job.objects.filter(status=JobStatus.PENDING).count() == 3
     assert set(Job.objects.values_list("retry_count", flat=True)) == {3, 0}
 
@@ -95,7 +95,8 @@ def test_requeue_action_can_reset_retries(admin_client):
 def test_cancel_bury_and_delete_actions(admin_client):
     pending, leased, done = JobFactory(), JobFactory(leased=True), JobFactory(completed=True)
     everything = [pending.pk, leased.pk, done.pk]
-    assert "1 cancelled, 2 skipped." in messages_of(act(admin_client, JOBS, "cancel", everything))
+    cancelled = act(admin_client, JOBS, "cancel", everything)
+    assert "1 cancelled, 2 skipped (their status does not allow it)." in messages_of(cancelled)
     buried = act(admin_client, JOBS, "bury", [leased.pk])
     assert "1 sent to the DLQ, 0 skipped." in messages_of(buried)
     leased.refresh_from_db()
@@ -175,7 +176,7 @@ def test_user_admin_creates_and_deactivates_users(admin_client):
     response = admin_client.post(
         "/admin/accounts/user/", {**selection, "confirm": "yes"}, follow=True
     )
-    assert "1 deactivated, 0 skipped (already inactive)." in messages_of(response)
+    assert "1 deactivated, 0 skipped." in messages_of(response)
     user.refresh_from_db()
     active.refresh_from_db()
     assert not user.is_active and active.is_active
@@ -190,3 +191,27 @@ def test_token_admin_never_shows_the_hash(admin_client):
     for body in (listing, detail.content.decode()):
         assert "ci" in body
         assert issued.token.token_hash not in body and issued.raw not in body
+
+
+def test_token_revoke_confirmation_states_how_many_will_be_revoked(admin_client):
+    owner = UserFactory()
+    tokens = [issue_token(owner=owner, name=f"t{n}").token for n in range(12)]
+    tokens[0].revoked_at = tokens[0].created_at
+    tokens[0].save()
+    selection = {
+        "action": "revoke_selected",
+        helpers.ACTION_CHECKBOX_NAME: [str(token.pk) for token in tokens],
+    }
+
+    page = admin_client.post("/admin/accounts/apitoken/", selection)
+
+    # Only a sample is listed, but the page states the real count it will revoke.
+    assert page.context["eligible_count"] == 11 and len(page.context["rows"]) == 10
+    body = page.content.decode()
+    assert "<strong>11</strong> will be revoked; 1 will be skipped (already revoked)" in body
+    assert "Yes, revoke 11 API tokens" in body
+    response = admin_client.post(
+        "/admin/accounts/apitoken/", {**selection, "confirm": "yes"}, follow=True
+    )
+    assert "11 revoked, 1 skipped (already revoked)." in messages_of(response)
+    assert not owner.api_tokens.filter(revoked_at=None).exists()

@@ -1,0 +1,125 @@
+"""The admin site: Django's, with the brute-force-limited sign-in and one
+confirmation step for every bulk action.
+
+Every state-changing admin action (queues/admin.py, accounts/admin.py) goes
+through ``confirm_then_run``: a page that says how many rows are selected,
+how many the action will change and why the rest are skipped, with a short
+sample; "Yes" posts the same selection back with ``confirm=yes``, the
+service runs, and the message reports "N <done>, M skipped".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from accounts.forms import AdminLoginForm
+
+# The confirmation page lists at most this many of the rows that will change.
+SAMPLE_SIZE = 10
+
+
+class OpenQueueAdminSite(admin.AdminSite):
+    site_header = "OpenQueue administration"
+    site_title = "OpenQueue admin"
+    # Wrong passwords spend the address's failed-authentication budget (accounts/forms.py).
+    login_form = AdminLoginForm
+
+    def confirm_then_run(
+        self,
+        model_admin: admin.ModelAdmin,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        *,
+        verb: str,
+        done: str,
+        nouns: tuple[str, str],
+        eligible: QuerySet[Any],
+        run: Callable[[QuerySet[Any]], int],
+        headings: Sequence[str],
+        row: Callable[[Any], Sequence[Any]],
+        skip_reason: str,
+        warning: str = "",
+        options: Sequence[tuple[str, str]] = (),
+    ) -> TemplateResponse | None:
+        """Ask first; on "yes", run the action's service and report the counts.
+
+        ``nouns`` are what the rows are called, singular and plural ("job", "jobs").
+
+        ``queryset`` is the selection (the whole filtered list with "Select
+        all"); ``eligible`` the part of it the action will change. Only
+        counts and a sample are read here: ``run`` walks the rows itself.
+        """
+        if request.POST.get("confirm") != "yes":
+            return self._confirmation(
+                model_admin,
+                request,
+                queryset,
+                verb=verb,
+                done=done,
+                nouns=nouns,
+                eligible=eligible,
+                headings=headings,
+                row=row,
+                skip_reason=skip_reason,
+                warning=warning,
+                options=options,
+            )
+        selected = queryset.count()
+        changed = run(queryset)
+        skipped = selected - changed
+        why = f" ({skip_reason})" if skipped else ""
+        model_admin.message_user(
+            request,
+            f"{changed} {done}, {skipped} skipped{why}.",
+            messages.SUCCESS if changed else messages.WARNING,
+        )
+        return None
+
+    def _confirmation(
+        self,
+        model_admin: admin.ModelAdmin,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        *,
+        verb: str,
+        done: str,
+        nouns: tuple[str, str],
+        eligible: QuerySet[Any],
+        headings: Sequence[str],
+        row: Callable[[Model], Sequence[Any]],
+        skip_reason: str,
+        warning: str,
+        options: Sequence[tuple[str, str]],
+    ) -> TemplateResponse:
+        selected_count = queryset.count()
+        eligible_count = eligible.count()
+        opts = model_admin.model._meta
+        context = {
+            **self.each_context(request),
+            "title": f"{verb.capitalize()} {nouns[1]}?",
+            "opts": opts,
+            "verb": verb,
+            "noun": nouns[0] if eligible_count == 1 else nouns[1],
+            "done": done,
+            "warning": warning,
+            "options": options,
+            "headings": headings,
+            "rows": [row(obj) for obj in eligible[:SAMPLE_SIZE]],
+            "selected_count": selected_count,
+            "eligible_count": eligible_count,
+            "skip_count": selected_count - eligible_count,
+            "skip_reason": skip_reason,
+            "action": request.POST.get("action", ""),
+            "select_across": request.POST.get("select_across", "0"),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "back_url": request.get_full_path(),
+        }
+        return TemplateResponse(request, "admin/action_confirmation.html", context)
