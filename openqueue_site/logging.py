@@ -15,7 +15,6 @@ loaded: it must not import models.
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.functional import empty
+from pythonjsonlogger import json as jsonlogger
 
 from ratelimits.clients import client_address
 
@@ -49,35 +49,36 @@ STATIC_ROUTE = "<static>"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "message", ...extra fields}`` on one line.
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """``{"time", "level", "logger", "message", "request_id"?, ...extra fields}`` on one line.
 
-    ``time`` is UTC ISO 8601 with microseconds and ``Z``. A traceback becomes
-    the string field ``exc_info``, so a multi-line exception is still one line.
+    python-json-logger does the record-to-JSON work (extras, exceptions,
+    serialization); this subclass adds ``time`` (UTC ISO 8601 with
+    microseconds and ``Z``), names the fields as our events always have, and
+    adds the id of the request being served. A traceback becomes the string
+    field ``exc_info``, so a multi-line exception is still one line.
     """
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
+    def __init__(self) -> None:
+        super().__init__(
+            ["levelname", "name", "message"],
+            rename_fields={"levelname": "level", "name": "logger"},
+            reserved_attrs=sorted(_STANDARD_ATTRS | _DROPPED_EXTRAS),
+            json_ensure_ascii=False,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["time"] = (
+            datetime.fromtimestamp(record.created, UTC)
             .isoformat(timespec="microseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+            .replace("+00:00", "Z")
+        )
+        super().add_fields(log_data, record, message_dict)
         request_id = request_id_var.get()
         if request_id is not None:
-            entry["request_id"] = request_id
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and key not in _DROPPED_EXTRAS:
-                entry[key] = value
-        if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            entry["exc_info"] = record.exc_text
-        if record.stack_info:
-            entry["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+            log_data.setdefault("request_id", request_id)
 
 
 def normalized_method(method: str | None) -> str:
