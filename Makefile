@@ -14,8 +14,8 @@ run: ## Run the development server (scripts/run.sh)
 test: ## Full test run: lint, migration check, SQLite + PostgreSQL legs
 	scripts/test.sh
 
-lint: ## Run ruff lint and format checks
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint: ## Run ruff lint and format checks, and the type checker
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 format: ## Auto-format and auto-fix with ruff
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

@@ -33,7 +33,7 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ["is_active", "is_staff"]
     search_fields = ["email"]
     readonly_fields = ["date_joined", "last_login"]
-    filter_horizontal: list[str] = []
+    filter_horizontal = ()
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser"]}),
@@ -84,7 +84,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     search_fields = ["name", "prefix", "owner__email"]
     # token_hash is deliberately absent from every list here.
-    fields = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
+    fields = ("name", "prefix", "owner", "created_at", "last_used_at", "revoked_at")
     readonly_fields = fields
 
     actions = ["revoke_selected"]

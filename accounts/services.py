@@ -138,7 +138,7 @@ def _row_loader(model: type[Any], alias: str) -> tuple[list[str], list[tuple[int
 
 def _from_row(model: type[Any], row: Sequence[Any]) -> Any:
     """A model instance from raw column values, through the fields' own converters."""
-    attnames, converters = _row_loader(model, connection.alias)
+    attnames, converters = _row_loader(model, connection.alias)  # type: ignore[arg-type]
     values = list(row)
     if len(values) != len(attnames):
         raise ValueError(f"{model.__name__}: {len(values)} values for {len(attnames)} columns")

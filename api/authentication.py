@@ -72,7 +72,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise exceptions.PermissionDenied("User is inactive")
         self._touch(token)
         # For the request log line, which sees only the underlying HttpRequest.
-        request._request.openqueue_tenant_id = token.owner_id
+        request._request.openqueue_tenant_id = token.owner_id  # type: ignore[attr-defined]
         return token.owner, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -73,7 +73,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, TooManyAuthFailures):
         return error_response(429, exc.detail, _retry_after(exc.wait))
     if isinstance(exc, exceptions.Throttled):
-        return error_response(429, "Rate limit exceeded", _retry_after(exc.wait))
+        return error_response(429, "Rate limit exceeded", _retry_after(exc.wait))  # type: ignore[attr-defined]
     if isinstance(exc, exceptions.MethodNotAllowed):
         return error_response(405, "Method Not Allowed")
     if isinstance(exc, exceptions.NotFound):

@@ -8,7 +8,7 @@ validation (422), then the service (404/409/413).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from api.errors import PayloadTooLarge
 from api.parsing import MISSING, parse_json_body, validate_all
 from api.schemas import (
@@ -74,10 +75,16 @@ class ApiView(APIView):
     # POST routes whose body is parsed (before authentication, as the original).
     parses_body = True
 
+    @property
+    def owner(self) -> User:
+        """The authenticated tenant (every view here requires a bearer token)."""
+        return cast(User, self.request.user)
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        if request.method.lower() not in self.http_method_names:
+        method = request.method or ""
+        if method.lower() not in self.http_method_names:
             # Routing comes first in the original: a wrong method is 405 even without a token.
-            raise exceptions.MethodNotAllowed(request.method)
+            raise exceptions.MethodNotAllowed(method)
         self.body = MISSING
         if request.method == "POST" and self.parses_body:
             self.body = parse_json_body(request._request)
@@ -121,7 +128,7 @@ class JobsView(ApiView):
     )
     def get(self, request: Request) -> Response:
         (query,) = validate_all((ListJobsQuery, request.query_params.dict(), "query"))
-        jobs = Job.objects.for_owner(request.user)
+        jobs = Job.objects.for_owner(self.owner)
         if query.queue_name is not None:
             jobs = jobs.in_queue(query.queue_name)
         if query.status is not None:
@@ -161,7 +168,7 @@ class JobsView(ApiView):
         if key is not None:
             return self._post_idempotent(request, key)
         (body,) = validate_all((EnqueueRequest, self.body, "body"))
-        (job_id,) = services.enqueue(owner=request.user, jobs=[_new_job(body, "Job payload")])
+        (job_id,) = services.enqueue(owner=self.owner, jobs=[_new_job(body, "Job payload")])
         return Response({"job_id": str(job_id), "status": "queued"}, status=201)
 
     def _post_idempotent(self, request: Request, key: str) -> Response:
@@ -171,7 +178,7 @@ class JobsView(ApiView):
             (EnqueueRequest, self.body, "body"),
         )
         (result,) = services.enqueue_jobs_idempotent(
-            owner=request.user,
+            owner=self.owner,
             jobs=[_new_job(body, "Job payload")],
             keys=[header.idempotency_key],
         )
@@ -207,13 +214,13 @@ class BatchView(ApiView):
         new_jobs = [_new_job(item, f"Payload of jobs[{i}]") for i, item in enumerate(body.jobs)]
         keys = [item.idempotency_key for item in body.jobs]
         if any(key is not None for key in keys):
-            results = services.enqueue_jobs_idempotent(owner=request.user, jobs=new_jobs, keys=keys)
+            results = services.enqueue_jobs_idempotent(owner=self.owner, jobs=new_jobs, keys=keys)
             created = any(result.created for result in results)
             return Response(
                 {"job_ids": [str(r.job.id) for r in results], "count": len(results)},
                 status=201 if created else 200,
             )
-        ids = services.enqueue(owner=request.user, jobs=new_jobs)
+        ids = services.enqueue(owner=self.owner, jobs=new_jobs)
         return Response({"job_ids": [str(job_id) for job_id in ids], "count": len(ids)}, status=201)
 
 
@@ -225,7 +232,7 @@ class JobStatusView(ApiView):
     @extend_schema(operation_id="get_job_status", responses={200: JobStatusOut, **ERRORS})
     def get(self, request: Request, job_id: str) -> Response:
         (path,) = validate_all((JobPath, {"job_id": job_id}, "path"))
-        job = services.get_job(owner=request.user, job_id=path.job_id)
+        job = services.get_job(owner=self.owner, job_id=path.job_id)
         return Response({"job_id": str(job.id), "status": job.status})
 
 
@@ -237,7 +244,7 @@ class JobDetailView(ApiView):
     @extend_schema(operation_id="get_job", responses={200: JobOut, 404: DetailOut, **ERRORS})
     def get(self, request: Request, job_id: str) -> Response:
         (path,) = validate_all((JobPath, {"job_id": job_id}, "path"))
-        return Response(job_to_dict(services.get_job(owner=request.user, job_id=path.job_id)))
+        return Response(job_to_dict(services.get_job(owner=self.owner, job_id=path.job_id)))
 
 
 class CancelView(ApiView):
@@ -254,7 +261,7 @@ class CancelView(ApiView):
     )
     def post(self, request: Request, job_id: str) -> Response:
         (path,) = validate_all((JobPath, {"job_id": job_id}, "path"))
-        services.cancel_job(owner=request.user, job_id=path.job_id)
+        services.cancel_job(owner=self.owner, job_id=path.job_id)
         return Response({"job_id": str(path.job_id), "status": "cancelled"})
 
 
@@ -276,7 +283,7 @@ class LeaseView(ApiView):
             (QueuePath, {"queue_name": queue_name}, "path"), (LeaseRequest, self.body, "body")
         )
         lease = services.lease_job(
-            owner=request.user,
+            owner=self.owner,
             queue_name=path.queue_name,
             worker_id=body.worker_id,
             lease_seconds=body.lease_seconds,
@@ -311,7 +318,7 @@ class AckView(ApiView):
         if body.result is not None:
             _check_payload(body.result, "Result", "OPENQUEUE_MAX_RESULT_PAYLOAD_BYTES")
         services.ack_job(
-            owner=request.user, job_id=path.job_id, lease_token=body.lease_token, result=body.result
+            owner=self.owner, job_id=path.job_id, lease_token=body.lease_token, result=body.result
         )
         return Response({"job_id": str(path.job_id), "status": "completed"})
 
@@ -337,7 +344,7 @@ class NackView(ApiView):
         if size > limit:
             raise PayloadTooLarge("Error text", "OPENQUEUE_MAX_ERROR_TEXT_BYTES", limit, size)
         services.nack_job(
-            owner=request.user,
+            owner=self.owner,
             job_id=path.job_id,
             lease_token=body.lease_token,
             error=body.error,
@@ -363,7 +370,7 @@ class HeartbeatView(ApiView):
             (JobPath, {"job_id": job_id}, "path"), (HeartbeatRequest, self.body, "body")
         )
         services.heartbeat_job(
-            owner=request.user,
+            owner=self.owner,
             job_id=path.job_id,
             lease_token=body.lease_token,
             lease_seconds=body.lease_seconds,
@@ -379,7 +386,7 @@ class QueueStatsView(ApiView):
 
     @extend_schema(operation_id="queue_stats", responses={200: QueueStatsListOut, **ERRORS})
     def get(self, request: Request) -> Response:
-        rows = Job.objects.for_owner(request.user).stats_by_queue()
+        rows = Job.objects.for_owner(self.owner).stats_by_queue()
         return Response(
             [
                 {
@@ -427,7 +434,7 @@ class BatchLeaseView(ApiView):
             (BatchLeaseRequest, self.body, "body"),
         )
         leases = services.lease_jobs(
-            owner=request.user,
+            owner=self.owner,
             queue_name=path.queue_name,
             worker_id=body.worker_id,
             lease_seconds=body.lease_seconds,
@@ -495,7 +502,7 @@ class BatchAckView(ApiView):
             ):
                 refused[index] = error
         outcomes = services.ack_jobs(
-            owner=request.user,
+            owner=self.owner,
             items=[
                 services.AckItem(job_id=i.job_id, lease_token=i.lease_token, result=i.result)
                 for n, i in enumerate(body.items)
@@ -532,7 +539,7 @@ class BatchNackView(ApiView):
                 )
                 refused[index] = {"status": 413, "detail": str(detail)}
         outcomes = services.nack_jobs(
-            owner=request.user,
+            owner=self.owner,
             items=[
                 services.NackItem(
                     job_id=i.job_id, lease_token=i.lease_token, error=i.error, retry=i.retry

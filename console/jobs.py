@@ -99,7 +99,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     jobs = mine.order_by(*NEWEST_FIRST)
     if queue:
-        jobs = jobs.in_queue(queue)
+        jobs = jobs.filter(queue_name=queue)
     if status in STATUSES_IN_USE:
         jobs = jobs.filter(status=status)
     else:
@@ -171,7 +171,7 @@ def dlq_list(request: HttpRequest) -> HttpResponse:
     by_queue = dead.values("queue_name").annotate(count=Count("pk")).order_by("queue_name")
     jobs = dead.order_by(*NEWEST_FIRST)
     if queue:
-        jobs = jobs.in_queue(queue)
+        jobs = jobs.filter(queue_name=queue)
     page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -210,7 +210,7 @@ def dlq_action(request: HttpRequest) -> HttpResponse:
     else:
         action = post.get("action", "")
         if post.get("all") == "1" and queue:
-            jobs = dead.in_queue(queue)
+            jobs = dead.filter(queue_name=queue)
             selected, scope = jobs.count(), "all"
         else:
             ids = set(_uuids(post.getlist("selected")))

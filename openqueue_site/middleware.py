@@ -170,11 +170,9 @@ class BrowserOnlyMixin:
     Only ``__call__`` (process_request/process_response) is bypassed.
     """
 
-    get_response: Callable[[HttpRequest], HttpResponse]
-
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if is_api_path(request.path_info):
-            return self.get_response(request)
+            return self.get_response(request)  # type: ignore[attr-defined]
         return super().__call__(request)  # type: ignore[misc]
 
 

@@ -120,7 +120,7 @@ class BaseJobAdmin(admin.ModelAdmin):
             {"fields": ["run_at", "created_at", "updated_at", "started_at", "finished_at"]},
         ),
     ]
-    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    readonly_fields = [str(field) for _, options in fieldsets for field in options["fields"]]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -148,7 +148,7 @@ class BaseJobAdmin(admin.ModelAdmin):
     def status_badge(self, job: Job) -> str:
         return format_html(
             '<span class="oq-badge" style="background:{}">{}</span>',
-            STATUS_COLOURS.get(job.status, "#4b5563"),
+            STATUS_COLOURS.get(JobStatus(job.status), "#4b5563"),
             job.status,
         )
 

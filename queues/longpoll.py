@@ -106,11 +106,10 @@ class Hub:
     def subscribe(self, owner_id: int, queue_name: str) -> Iterator[_Waiter | None]:
         """Register a waiter for (owner, queue); yields None when the process is full."""
         key = (owner_id, queue_name)
-        waiter = _Waiter()
+        waiter: _Waiter | None = None
         with self._lock:
-            if self._count >= settings.OPENQUEUE_LEASE_MAX_WAITERS:
-                waiter = None
-            else:
+            if self._count < settings.OPENQUEUE_LEASE_MAX_WAITERS:
+                waiter = _Waiter()
                 self._count += 1
                 self._waiters.setdefault(key, {})[waiter] = None
         if waiter is not None and get_store().listens:

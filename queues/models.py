@@ -45,7 +45,7 @@ INT32_MIN = -(2**31)
 
 
 class JobQuerySet(models.QuerySet["Job"]):
-    def for_owner(self, owner: settings.AUTH_USER_MODEL) -> JobQuerySet:
+    def for_owner(self, owner: Any) -> JobQuerySet:
         """Every API read starts here: another tenant's job is simply not found."""
         return self.filter(owner=owner)
 
@@ -96,13 +96,10 @@ class JobQuerySet(models.QuerySet["Job"]):
         both support RETURNING; Django's ``update()`` only returns a count.
         """
         query = self.query.chain(UpdateQuery)
-        query.add_update_values(values)
+        query.add_update_values(values)  # type: ignore[attr-defined]
         statement, params = query.get_compiler(self.db).as_sql()
         connection = connections[self.db]
-        columns = [
-            self.model._meta.get_field(name).get_col(self.model._meta.db_table)
-            for name in returning
-        ]
+        columns = [job_field(name).get_col(self.model._meta.db_table) for name in returning]
         quoted = ", ".join(connection.ops.quote_name(col.target.column) for col in columns)
         with connection.cursor() as cursor:
             cursor.execute(f"{statement} RETURNING {quoted}", params)
@@ -245,3 +242,11 @@ class DeadJob(Job):
         proxy = True
         verbose_name = "dead job"
         verbose_name_plural = "Dead-letter queue"
+
+
+def job_field(name: str) -> models.Field[Any, Any]:
+    """The concrete ``Job`` field ``name`` (for code that renders SQL from field names)."""
+    field = Job._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"Job.{name} is not a concrete field")
+    return field

@@ -49,7 +49,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -352,7 +352,8 @@ def _lease(
                 if job.status == DEAD:
                     buried.append(job)
                 else:
-                    leases.append(Lease(job, job.lease_token, until, flags["recovered"]))
+                    token = cast(uuid.UUID, job.lease_token)  # a leased job has one
+                    leases.append(Lease(job, token, until, flags["recovered"]))
             if not any(job.status == DEAD for job, _ in rows):
                 break
     # Recorded once the transaction is over, so a rolled-back lease is not counted.

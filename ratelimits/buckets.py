@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -44,7 +45,7 @@ def take_token(key: str, rate: float, burst: int, now: float | None = None) -> f
     request's outcome even when other processes hit the bucket at once.
     """
     now = time.time() if now is None else now
-    params = {"key": key, "rate": float(rate), "burst": float(burst), "now": now}
+    params: dict[str, Any] = {"key": key, "rate": float(rate), "burst": float(burst), "now": now}
     with connection.cursor() as cursor:
         cursor.execute(_UPSERT, params)
         tokens, allowed = cursor.fetchone()

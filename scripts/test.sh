@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test run: venv, lint, migration check, SQLite leg, PostgreSQL leg,
+# The whole test run: venv, lint, type check, migration check, SQLite leg, PostgreSQL leg,
 # then a verification of both JUnit reports. This is what `make test` (and CI) runs.
 # Extra arguments are passed to both pytest invocations.
 set -euo pipefail
@@ -52,6 +52,8 @@ step "lint: ruff check"
 .venv/bin/ruff check .
 step "lint: ruff format --check"
 .venv/bin/ruff format --check .
+step "types: mypy (the application code, pyproject.toml)"
+.venv/bin/mypy
 
 # c. forgotten migrations
 step "checking for missing migrations"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import (
@@ -39,7 +39,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce as DbCoalesce
 from django.db.models.functions import NullIf
 
-from queues.models import Job
+from queues.models import Job, job_field
 from queues.store.spec import (
     AfterBackoff,
     And,
@@ -72,6 +72,7 @@ from queues.store.spec import (
 Leased = list[tuple[Job, dict[str, bool]]]
 OnBatch = Callable[[list[dict[str, Any]]], None]
 
+T = TypeVar("T")
 _LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">=": "gte"}
 _FIELDS = [field.name for field in Job._meta.concrete_fields]
 
@@ -81,10 +82,18 @@ class RandomUUID(Func):
 
     output_field = UUIDField()
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> Any:
         return "gen_random_uuid()", []  # PostgreSQL 13+
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         # 32 hex digits (UUIDField's SQLite storage) with the version 4 and
         # RFC 4122 variant bits set. %% because the statement is %-formatted.
         return (
@@ -112,8 +121,7 @@ class _Render:
 
     def writes(self, transition: Transition) -> dict[str, Any]:
         return {
-            name: self.expr(expr, Job._meta.get_field(name))
-            for name, expr in flatten(transition).items()
+            name: self.expr(expr, job_field(name)) for name, expr in flatten(transition).items()
         }
 
     def expr(self, expr: Expr, field: Field) -> Any:
@@ -168,7 +176,7 @@ class _Render:
     def cond(self, cond: Cond) -> Q:
         match cond:
             case Cmp(left, op, right):
-                field = Job._meta.get_field(left.name)
+                field = job_field(left.name)
                 return Q(**{f"{left.name}__{_LOOKUPS[op]}": self.expr(right, field)})
             case In(left, values):
                 return Q(**{f"{left.name}__in": list(values)})
@@ -195,11 +203,18 @@ def _keyed_parts(guard: Cond) -> tuple[list[tuple[str, str]], list[Cond]]:
     return keys, rest
 
 
-def _sort_in_order(rows: list[dict[str, Any]], order: Sequence[str]) -> None:
-    """Sort ``rows`` by ``order`` (field names, ``-`` for descending), in place."""
+def sort_in_order(rows: list[T], order: Sequence[str], value: Callable[[T, str], Any]) -> None:
+    """Sort ``rows`` by ``order`` (field names, ``-`` for descending), in place.
+
+    ``value(row, name)`` reads a field of a row. One stable sort per key,
+    the last key first.
+    """
     for key in reversed(order):
-        name = key.lstrip("-")
-        rows.sort(key=lambda row, name=name: row[name], reverse=key.startswith("-"))
+
+        def by(row: T, name: str = key.lstrip("-")) -> Any:
+            return value(row, name)
+
+        rows.sort(key=by, reverse=key.startswith("-"))
 
 
 def _job(row: Mapping[str, Any], using: str) -> Job:
@@ -334,7 +349,7 @@ class OrmStore:
                 .select_for_update(skip_locked=True)
                 .values(*fields)[:limit]
             ]
-            _sort_in_order(found, spec.order)
+            sort_in_order(found, spec.order, dict.__getitem__)
             picked = found[:limit]
             if not picked:
                 return []
@@ -375,7 +390,7 @@ class OrmStore:
         render = _Render(now, args or {}, items)
         keys, rest = _keyed_parts(guard)
         db = connections[Job.objects.db]
-        fields = [Job._meta.pk, *(Job._meta.get_field(name) for name, _ in keys)]
+        fields = [Job._meta.pk, *(job_field(name) for name, _ in keys)]
         params: list[Any] = []
         for item in items:
             params.append(fields[0].get_db_prep_value(item["id"], db))

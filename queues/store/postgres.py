@@ -32,8 +32,8 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Field, QuerySet
 
-from queues.models import Job
-from queues.store.orm import Leased, OrmStore
+from queues.models import Job, job_field
+from queues.store.orm import Leased, OrmStore, sort_in_order
 from queues.store.spec import (
     AfterBackoff,
     And,
@@ -66,7 +66,7 @@ _JOBS = Job._meta.db_table
 
 
 def _column(name: str) -> str:
-    column = Job._meta.get_field(name).column
+    column = job_field(name).column
     if not _IDENTIFIER.match(column):
         raise ValueError(f"unexpected column name {column!r}")
     return column
@@ -85,8 +85,11 @@ def _literal(value: Any) -> str:
     raise ValueError(f"pass {value!r} as an Arg, not as a constant")
 
 
-def _db_type(field: Field) -> str:
-    return field.db_type(connections[DEFAULT_DB_ALIAS])
+def _db_type(field: Field[Any, Any]) -> str:
+    db_type = field.db_type(connections[DEFAULT_DB_ALIAS])
+    if db_type is None:
+        raise TypeError(f"{field.name} has no column type")
+    return db_type
 
 
 class _Sql:
@@ -104,7 +107,7 @@ class _Sql:
 
     def sets(self, transition: Transition) -> str:
         return ",\n    ".join(
-            f"{_column(name)} = {self.expr(expr, Job._meta.get_field(name))}"
+            f"{_column(name)} = {self.expr(expr, job_field(name))}"
             for name, expr in flatten(transition).items()
         )
 
@@ -150,11 +153,11 @@ class _Sql:
     def cond(self, cond: Cond) -> str:
         match cond:
             case Cmp(left, op, right):
-                field = Job._meta.get_field(left.name)
+                field = job_field(left.name)
                 return f"{self.expr(left, field)} {op} {self.expr(right, field)}"
             case In(left, values):
                 listed = ", ".join(_literal(value) for value in values)
-                return f"{self.expr(left, Job._meta.get_field(left.name))} IN ({listed})"
+                return f"{self.expr(left, job_field(left.name))} IN ({listed})"
             case And(parts):
                 return "(" + " AND ".join(self.cond(part) for part in parts) + ")"
             case Truthy(Item(name)):
@@ -218,7 +221,7 @@ def _insert_statement(frozen: _Frozen) -> tuple[str, tuple[str, ...]]:
     render = _Sql(_JOBS, positional)
     flat = flatten(frozen.value)
     columns = ", ".join(_column(name) for name in flat)
-    values = ", ".join(render.expr(expr, Job._meta.get_field(name)) for name, expr in flat.items())
+    values = ", ".join(render.expr(expr, job_field(name)) for name, expr in flat.items())
     sql = f"""
 WITH ins AS (
     INSERT INTO {_JOBS} ({columns})
@@ -312,7 +315,7 @@ def _row_plan(columns: tuple[str, ...]) -> tuple[list[int], list[Any], list[str]
     for field in Job._meta.concrete_fields:
         positions.append(index[field.column])
         col = field.get_col(_JOBS)
-        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)  # type: ignore[attr-defined]
         converters.append((found, col) if found else None)
     known = {field.column for field in Job._meta.concrete_fields}
     return positions, converters, [name for name in columns if name not in known]
@@ -352,7 +355,7 @@ class PostgresStore(OrmStore):
         """Insert the jobs and wake long-poll leases in ONE autocommit statement."""
         sql, names = _insert_statement(_Frozen(writes))
         rows = [[_jsonable(item[name]) for name in names] for item in items]
-        params = {
+        params: dict[str, Any] = {
             "arg_owner": owner_id,
             "now": now,
             "rows": _dumps(rows),
@@ -386,9 +389,7 @@ class PostgresStore(OrmStore):
             columns = tuple(col.name for col in cursor.description)
             leased = [_job_from_row(columns, row) for row in cursor.fetchall()]
         # RETURNING has no order: restore the lease order.
-        for key in reversed(spec.order):
-            name = key.lstrip("-")
-            leased.sort(key=lambda pair, n=name: getattr(pair[0], n), reverse=key[0] == "-")
+        sort_in_order(leased, spec.order, lambda pair, name: getattr(pair[0], name))
         return leased
 
     def update_items(

@@ -21,6 +21,7 @@ an ack's result, a nack's error).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -308,7 +309,7 @@ def columns_read(*nodes: Expr | Cond | Transition) -> set[str]:
         elif isinstance(node, Mapping):
             stack += list(node.values())
         elif isinstance(node, Expr | Cond):
-            stack += [getattr(node, f) for f in node.__dataclass_fields__]  # type: ignore[attr-defined]
+            stack += [getattr(node, f.name) for f in dataclasses.fields(node)]  # type: ignore[arg-type]
         elif isinstance(node, tuple):
             stack += list(node)
     return found
