@@ -1,4 +1,10 @@
-"""The REST API (contract Part B §2-3). Views parse, call one service, render.
+"""The REST API's views (contract Part B §2-3 and the batch routes).
+
+Each view parses and validates its input (api/parsing.py, api/schemas.py),
+checks the size limits that depend on settings, calls queues/services.py
+for every state change (and reads the caller's jobs through their
+queryset), and renders the contract's JSON. Errors are exceptions that
+api/errors.py turns into the contract's envelope.
 
 Order of checks on every authenticated route (contract §1.1): the JSON body
 is parsed (malformed JSON is 422 even without a token), then the bearer

@@ -184,7 +184,7 @@ def record_lease_empty(queue_name: str) -> None:
 
 
 def record_lease_wait(queue_name: str) -> None:
-    """A long-poll lease found no job and started waiting (queues/notify.py)."""
+    """A long-poll lease found no job and started waiting (queues/longpoll.py)."""
     LEASE_WAITS.labels(_queue(queue_name)).inc()
 
 

@@ -1,4 +1,4 @@
-"""Long-poll leasing: ``wait_seconds`` on POST /queues/{queue_name}/lease (queues/notify.py).
+"""Long-poll leasing: ``wait_seconds`` on POST /queues/{queue_name}/lease (queues/longpoll.py).
 
 Most tests run on both databases: on PostgreSQL a waiting lease is woken by
 LISTEN/NOTIFY, on SQLite it polls. Tests that need another client to write
