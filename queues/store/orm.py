@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import (
@@ -470,25 +470,17 @@ class OrmStore:
         guard_q = render.cond(guard)
         values = render.writes(writes)
         changed = 0
-        while True:
-            with transaction.atomic():
-                pks = list(
-                    jobs.select_for_update(skip_locked=True).values_list("pk", flat=True)[
-                        :batch_size
-                    ]
-                )
-                rows = (
-                    Job.objects.filter(guard_q, pk__in=pks).update_returning(
-                        list(returning), **values
-                    )
-                    if pks
-                    else []
-                )
+        for rows in self._locked_batches(
+            jobs,
+            batch_size,
+            lambda pks: Job.objects.filter(guard_q, pk__in=pks).update_returning(
+                list(returning), **values
+            ),
+        ):
             changed += len(rows)
             if on_batch is not None and rows:
                 on_batch(rows)
-            if len(pks) < batch_size:
-                return changed
+        return changed
 
     def delete_selection(
         self,
@@ -521,6 +513,23 @@ class OrmStore:
         """
         guard_q = _Render(now, {}).cond(guard)
         deleted = 0
+        for count in self._locked_batches(
+            jobs, batch_size, lambda pks: Job.objects.filter(guard_q, pk__in=pks).delete()[0]
+        ):
+            deleted += count
+            if progress is not None:
+                progress(deleted)
+        return deleted
+
+    @staticmethod
+    def _locked_batches(
+        jobs: QuerySet[Job], batch_size: int, act: Callable[[list[uuid.UUID]], T]
+    ) -> Iterator[T]:
+        """``act`` on the next ``batch_size`` rows of ``jobs`` nobody holds, until none are left.
+
+        Each batch is one transaction: its rows are locked (SKIP LOCKED) and
+        acted on inside it; its result is yielded once it has committed.
+        """
         while True:
             with transaction.atomic():
                 pks = list(
@@ -528,12 +537,11 @@ class OrmStore:
                         :batch_size
                     ]
                 )
-                if pks:
-                    deleted += Job.objects.filter(guard_q, pk__in=pks).delete()[0]
-            if progress is not None and pks:
-                progress(deleted)
+                done = act(pks) if pks else None
+            if pks:
+                yield cast(T, done)
             if len(pks) < batch_size:
-                return deleted
+                return
 
     @staticmethod
     def _pages(jobs: QuerySet[Job], batch_size: int) -> Iterator[list[uuid.UUID]]:
