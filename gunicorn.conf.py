@@ -19,6 +19,12 @@ bind = os.environ.get("OPENQUEUE_BIND", "0.0.0.0:8000")
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# A safety net, not a fix: a worker is replaced after this many requests (the
+# jitter keeps workers from restarting together), so memory that CPython's
+# allocator keeps after a burst of big requests is given back eventually.
+# Big bodies are bounded where they are read (api/parsing.py).
+max_requests = int(os.environ.get("OPENQUEUE_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 10
 # Workers signal liveness through a file; on a container's overlay filesystem
 # writes to it can stall long enough for the master to kill healthy workers.
 # /dev/shm is memory-backed (gunicorn's own Docker advice). gunicorn creates

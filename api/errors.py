@@ -44,6 +44,10 @@ class PayloadTooLarge(Exception):
         super().__init__(f"{what}{size_text} over the limit of {limit} bytes ({setting}).")
 
 
+class BodyTooDense(Exception):
+    """413: a big body whose parsed values would take too much memory (api/parsing.py)."""
+
+
 def request_too_large(size: int | None) -> PayloadTooLarge:
     limit = settings.OPENQUEUE_MAX_REQUEST_BYTES
     return PayloadTooLarge("Request body", "OPENQUEUE_MAX_REQUEST_BYTES", limit, size)
@@ -62,7 +66,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Map domain and framework errors to the contract's status codes and envelope."""
     if isinstance(exc, RequestValidationError):
         return error_response(422, exc.errors)
-    if isinstance(exc, PayloadTooLarge):
+    if isinstance(exc, PayloadTooLarge | BodyTooDense):
         return error_response(413, str(exc))
     if isinstance(exc, JobNotFound):
         return error_response(404, "Job not found")

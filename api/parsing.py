@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from api.errors import RequestValidationError, request_too_large
+from api.errors import BodyTooDense, RequestValidationError, request_too_large
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
@@ -59,7 +59,7 @@ def _json_invalid(position: int, message: str) -> RequestValidationError:
     )
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -87,21 +87,48 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
-def read_body(request: HttpRequest) -> bytes:
-    """The raw body, chunked transfer encoding included, at most OPENQUEUE_MAX_REQUEST_BYTES.
+# --- Reading the body ---------------------------------------------------------------
+#
+# A body up to OPENQUEUE_PREAUTH_BODY_BYTES is read and parsed before the
+# credentials are looked at, as the original did (malformed JSON is 422 even
+# without a token). A bigger one is read only once the request has been
+# authenticated (api/views.py, ApiView.initial): an anonymous client can no
+# longer make a worker build a 16 MiB document. Chunked bodies have no
+# length: the first OPENQUEUE_PREAUTH_BODY_BYTES + 1 bytes decide, and are
+# kept for the parse.
 
-    Django reads only ``Content-Length`` bytes, so a chunked body (no length)
-    would look empty; gunicorn de-chunks ``wsgi.input`` and marks it
-    ``wsgi.input_terminated``, so it can be read to its end, bounded.
-    """
-    limit = settings.OPENQUEUE_MAX_REQUEST_BYTES
-    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if (
-        chunked
+_PEEKED = "_openqueue_peeked_body"
+
+
+def _chunked(request: HttpRequest) -> bool:
+    # gunicorn de-chunks wsgi.input and marks it wsgi.input_terminated, so it
+    # can be read to its end (Django reads only Content-Length bytes).
+    return bool(
+        "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
         and not request.META.get("CONTENT_LENGTH")
         and request.META.get("wsgi.input_terminated")
-    ):
-        data = request.META["wsgi.input"].read(limit + 1)
+    )
+
+
+def is_small_body(request: HttpRequest) -> bool:
+    """Whether the body may be read before authentication (at most OPENQUEUE_PREAUTH_BODY_BYTES)."""
+    limit = settings.OPENQUEUE_PREAUTH_BODY_BYTES
+    if _chunked(request):
+        peeked = request.META["wsgi.input"].read(limit + 1)
+        setattr(request, _PEEKED, peeked)
+        return len(peeked) <= limit
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) <= limit
+    except ValueError:
+        return True  # Django reads no body for a malformed length
+
+
+def read_body(request: HttpRequest) -> bytes:
+    """The raw body, chunked transfer encoding included, at most OPENQUEUE_MAX_REQUEST_BYTES."""
+    limit = settings.OPENQUEUE_MAX_REQUEST_BYTES
+    if _chunked(request):
+        data = getattr(request, _PEEKED, b"")
+        data += request.META["wsgi.input"].read(limit + 1 - len(data))
         if len(data) > limit:
             raise request_too_large(None)
         return data
@@ -109,6 +136,50 @@ def read_body(request: HttpRequest) -> bytes:
         return request.body
     except RequestDataTooBig:
         raise request_too_large(None) from None
+
+
+# --- Parsing ------------------------------------------------------------------------
+#
+# What a parsed document costs in memory depends on its shape, not its size:
+# "[{},{},...]" builds a 64-byte dict for every 3 bytes (24 times the body).
+# Above DENSITY_CHECK_BYTES a body whose estimated cost exceeds
+# MEMORY_MULTIPLE times its size is refused before it is parsed. The
+# estimate counts bytes: containers ('{', '['), strings (pairs of '"'),
+# elements (','), members (':'), each weighted by what CPython spends on one,
+# plus the text itself. Ordinary payloads (objects with named fields, real
+# strings) come out at 6 to 10 times their size and pass; a body that passes
+# holds at most about 16 times its size while it is parsed
+# (api/tests/test_body_limits.py measures 20 shapes).
+DENSITY_CHECK_BYTES = 1024 * 1024
+MEMORY_MULTIPLE = 12
+_CONTAINER, _STRING, _ELEMENT, _MEMBER = 64, 56, 32, 24
+
+
+def estimated_memory(raw: bytes) -> int:
+    """An estimate, in bytes, of what ``json.loads`` builds from ``raw``."""
+    containers = raw.count(b"{") + raw.count(b"[")
+    elements = raw.count(b",") + containers
+    return (
+        containers * _CONTAINER
+        + raw.count(b'"') // 2 * _STRING
+        + elements * _ELEMENT
+        + raw.count(b":") * _MEMBER
+        + len(raw)
+    )
+
+
+def _decode(raw: bytes) -> str:
+    """The body as text. Strict: invalid bytes and UTF-8-encoded surrogates are refused.
+
+    JSON's own detection picks UTF-8 (with or without a BOM), UTF-16 or
+    UTF-32, as ``json.loads`` on bytes would; unlike it, nothing is let
+    through with ``surrogatepass`` (a lone surrogate cannot be stored).
+    """
+    encoding = json.detect_encoding(raw)
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _json_invalid(exc.start, f"the body is not valid {encoding}: {exc.reason}") from None
 
 
 def parse_json_body(request: HttpRequest) -> Any:
@@ -127,16 +198,23 @@ def parse_json_body(request: HttpRequest) -> Any:
         return MISSING
     if not is_json:
         return raw.decode("utf-8", errors="replace")
+    if len(raw) > DENSITY_CHECK_BYTES and estimated_memory(raw) > MEMORY_MULTIPLE * len(raw):
+        raise BodyTooDense(
+            f"Request body of {len(raw)} bytes holds too many small JSON values: parsed, they "
+            f"would take more than {MEMORY_MULTIPLE} times its size in memory. Send it in "
+            "smaller requests, or with fewer, larger values."
+        )
+    text = _decode(raw)
     try:
-        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise _json_invalid(exc.pos, exc.msg) from None
     except (ValueError, RecursionError) as exc:
-        # Invalid UTF-8, NaN/Infinity, out-of-range numbers, absurd nesting.
+        # NaN/Infinity, out-of-range numbers, absurd nesting.
         raise _json_invalid(0, str(exc) or exc.__class__.__name__) from None
     # "\ud800" without its pair parses to a lone surrogate, which no UTF-8
     # text (nor PostgreSQL) can hold: refuse it here instead of failing later.
-    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise _json_invalid(0, "lone UTF-16 surrogate (\\ud800-\\udfff without its pair)")
     # Each level of nesting needs an opening bracket: a body with no more of
     # them than the limit cannot be too deep, so the walk is skipped (a

@@ -15,8 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.services import provision_user
-from api.errors import RequestValidationError
-from api.parsing import parse_json_body, validate_all
+from api.errors import PayloadTooLarge, RequestValidationError
+from api.parsing import is_small_body, parse_json_body, validate_all
 from api.schemas import DetailOut, ProvisionOut, ProvisionRequest, ValidationErrorOut
 from ratelimits.buckets import auth_failures
 from ratelimits.clients import client_address
@@ -55,6 +55,13 @@ class ProvisionView(APIView):
         auth=[],
     )
     def post(self, request: Request) -> Response:
+        if not is_small_body(request._request):
+            # Read before the secret is checked, so never big (api/parsing.py).
+            raise PayloadTooLarge(
+                "Request body",
+                "OPENQUEUE_PREAUTH_BODY_BYTES",
+                settings.OPENQUEUE_PREAUTH_BODY_BYTES,
+            )
         (body,) = validate_all((ProvisionRequest, parse_json_body(request._request), "body"))
         try:
             validate_email(body.email)

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from api.errors import PayloadTooLarge
-from api.parsing import MISSING, parse_json_body, validate_all
+from api.parsing import MISSING, is_small_body, parse_json_body, validate_all
 from api.schemas import (
     AckRequest,
     BatchAckRequest,
@@ -92,9 +92,17 @@ class ApiView(APIView):
             # Routing comes first in the original: a wrong method is 405 even without a token.
             raise exceptions.MethodNotAllowed(method)
         self.body = MISSING
-        if request.method == "POST" and self.parses_body:
+        if method != "POST" or not self.parses_body:
+            super().initial(request, *args, **kwargs)
+        elif is_small_body(request._request):
+            # As the original: malformed JSON is 422 before the credentials.
             self.body = parse_json_body(request._request)
-        super().initial(request, *args, **kwargs)
+            super().initial(request, *args, **kwargs)
+        else:
+            # A big body is read only for an authenticated, rate-limited
+            # request: anything else is answered without reading it.
+            super().initial(request, *args, **kwargs)
+            self.body = parse_json_body(request._request)
 
 
 def _check_payload(value: Any, what: str, setting: str) -> None:

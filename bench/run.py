@@ -183,7 +183,11 @@ def manage(database_url: str, *args: str) -> str:
 
 @contextmanager
 def gunicorn(
-    database_url: str, workdir: Path, workers: int | None, threads: int | None
+    database_url: str,
+    workdir: Path,
+    workers: int | None,
+    threads: int | None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """Start gunicorn -c gunicorn.conf.py on a free loopback port; yield (url, master pid)."""
     port = free_port()
@@ -196,6 +200,7 @@ def gunicorn(
         "OPENQUEUE_RATE_LIMIT_ENABLED": "false",  # measure the queue, not the limiter
         "OPENQUEUE_LOG_LEVEL": "WARNING",
     }
+    env.update(extra_env or {})
     if workers:
         env["WEB_CONCURRENCY"] = str(workers)
     if threads:
