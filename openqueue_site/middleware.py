@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from corsheaders import middleware as cors_middleware
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
@@ -162,6 +163,16 @@ def is_api_path(path: str) -> bool:
     """True for the API's routes (api/urls.py), which need no browser middleware."""
     exact, prefixes = _api_paths()
     return path in exact or path.rstrip("/") in exact or path.startswith(prefixes)
+
+
+class ApiCorsMiddleware(cors_middleware.CorsMiddleware):
+    """django-cors-headers, on the API's paths only (settings.py, CORS_*).
+
+    The console, the sign-in page and the admin send no CORS headers at all.
+    """
+
+    def is_enabled(self, request: HttpRequest) -> bool:
+        return is_api_path(request.path_info)
 
 
 class BrowserOnlyMixin:

@@ -156,7 +156,7 @@ MIDDLEWARE = [
     "openqueue_site.logging.RequestLogMiddleware",
     "openqueue_site.middleware.HttpMetricsMiddleware",
     # CORS before the size check, so a browser can read a 413 too.
-    "corsheaders.middleware.CorsMiddleware",
+    "openqueue_site.middleware.ApiCorsMiddleware",
     "openqueue_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -318,12 +318,15 @@ if "*" in CORS_ALLOWED_ORIGINS_RAW:
     CORS_ALLOW_ALL_ORIGINS = True
 else:
     CORS_ALLOWED_ORIGINS = CORS_ALLOWED_ORIGINS_RAW
-CORS_ALLOW_CREDENTIALS = True
+# CORS serves browser clients of the bearer-token API only (the middleware,
+# openqueue_site/middleware.py, answers on the API's paths and nowhere else)
+# and never with credentials: the API needs no cookies, and the console's
+# and admin's session cookies must never be usable from another origin.
+CORS_ALLOW_CREDENTIALS = False
 CORS_PREFLIGHT_MAX_AGE = 600
 CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
-# Named, not "*": browsers never let "*" cover Authorization, and with
-# credentials allowed they read "*" literally, so every bearer-token
-# preflight would fail.
+# Named, not "*": browsers never let "*" cover Authorization, so every
+# bearer-token preflight would fail.
 CORS_ALLOW_HEADERS = [
     "accept",
     "authorization",

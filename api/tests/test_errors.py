@@ -882,6 +882,42 @@ def test_request_without_origin_gets_no_cors_headers(tenant):
     assert "Access-Control-Allow-Origin" not in response
 
 
+ORIGIN = {"Origin": "https://evil.example"}
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/dashboard/queues", "/health", "/openapi.json"])
+def test_cors_on_the_api_never_allows_credentials(tenant, path):
+    response = tenant.api.get(path, headers=ORIGIN)
+
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response
+
+
+@pytest.mark.parametrize(
+    "path", ["/accounts/login/", "/console/", "/console/tokens/", "/admin/", "/admin/login/"]
+)
+def test_browser_pages_send_no_cors_headers(admin_client, path):
+    response = admin_client.get(path, headers=ORIGIN)
+    preflight = admin_client.options(
+        path, headers={**ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
+
+    for answer in (response, preflight):
+        assert not [h for h in answer.headers if h.lower().startswith("access-control-")]
+
+
+def test_a_listed_origin_is_echoed_and_others_get_nothing(tenant, settings):
+    settings.CORS_ALLOW_ALL_ORIGINS = False
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+
+    listed = tenant.api.get("/jobs", headers={"Origin": "https://app.example.com"})
+    other = tenant.api.get("/jobs", headers=ORIGIN)
+
+    assert listed["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "Access-Control-Allow-Credentials" not in listed
+    assert "Access-Control-Allow-Origin" not in other
+
+
 # --- Operational endpoints ---------------------------------------------------------------
 
 
