@@ -24,7 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from queues import services
-from queues.models import STATUSES_IN_USE, Job, JobStatus
+from queues.models import QUEUE_NAME_MAX_LENGTH, STATUSES_IN_USE, Job, JobStatus
 
 PER_PAGE = 50
 # Newest first; served by jobs_owner_created_idx / jobs_owner_queue_status_idx.
@@ -59,6 +59,20 @@ def _uuids(values: list[str]) -> list[uuid.UUID]:
         except ValueError:
             continue
     return ids
+
+
+def _in_queue(jobs: QuerySet[Job], queue: str) -> QuerySet[Job]:
+    """``jobs`` of the queue a query or form field names (all of them for "").
+
+    No job's queue name holds NUL (PostgreSQL refuses it even in a query:
+    that was a 500) or is longer than QUEUE_NAME_MAX_LENGTH, so such a name
+    matches nothing and never reaches the database.
+    """
+    if not queue:
+        return jobs
+    if "\x00" in queue or len(queue) > QUEUE_NAME_MAX_LENGTH:
+        return jobs.none()
+    return jobs.filter(queue_name=queue)
 
 
 def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
@@ -97,9 +111,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     mine = Job.objects.for_owner(request.user)
     queue = request.GET.get("queue", "")
     status = request.GET.get("status", "")
-    jobs = mine.order_by(*NEWEST_FIRST)
-    if queue:
-        jobs = jobs.filter(queue_name=queue)
+    jobs = _in_queue(mine.order_by(*NEWEST_FIRST), queue)
     if status in STATUSES_IN_USE:
         jobs = jobs.filter(status=status)
     else:
@@ -170,8 +182,7 @@ def dlq_list(request: HttpRequest) -> HttpResponse:
     dead = _dead(request)
     by_queue = dead.values("queue_name").annotate(count=Count("pk")).order_by("queue_name")
     jobs = dead.order_by(*NEWEST_FIRST)
-    if queue:
-        jobs = jobs.filter(queue_name=queue)
+    jobs = _in_queue(jobs, queue)
     page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -210,7 +221,7 @@ def dlq_action(request: HttpRequest) -> HttpResponse:
     else:
         action = post.get("action", "")
         if post.get("all") == "1" and queue:
-            jobs = dead.filter(queue_name=queue)
+            jobs = _in_queue(dead, queue)
             selected, scope = jobs.count(), "all"
         else:
             ids = set(_uuids(post.getlist("selected")))

@@ -198,3 +198,27 @@ def test_api_paths_skip_browser_state_but_the_console_keeps_it(user, tenant):
     assert browser.get("/console/").status_code == 200
     job = JobFactory(owner=user, dead=True)
     assert browser.post(f"/console/jobs/{job.pk}/requeue/").status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/console/jobs/", "/console/dlq/"])
+@pytest.mark.parametrize("queue", ["%00", "a%00b", "x" * 300])
+def test_a_queue_filter_no_job_can_match_shows_an_empty_list(user, client_for, path, queue):
+    JobFactory(owner=user, queue_name="emails", dead=True)
+
+    response = client_for.get(f"{path}?queue={queue}")
+
+    # NUL used to reach PostgreSQL, which refuses it even in a query: a 500.
+    assert response.status_code == 200
+    assert len(response.context["page"].object_list) == 0
+
+
+def test_dlq_action_on_a_queue_name_with_nul_changes_nothing(user, client_for):
+    job = JobFactory(owner=user, queue_name="emails", dead=True)
+
+    response = client_for.post(
+        "/console/dlq/action/",
+        {"action": "requeue", "all": "1", "queue": "emails\x00", "confirm": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert Job.objects.get(pk=job.pk).status == JobStatus.DEAD
