@@ -369,6 +369,13 @@ OPENQUEUE_LEASE_MAX_WAITERS = env_int(
     max(env_int("OPENQUEUE_THREADS", 128, minimum=1) - 16, 1),
     minimum=0,
 )
+# ...of which one tenant may hold at most this many (default: half), so one
+# tenant's hundreds of long-polls cannot take every slot from the others.
+OPENQUEUE_LEASE_MAX_WAITERS_PER_TENANT = env_int(
+    "OPENQUEUE_LEASE_MAX_WAITERS_PER_TENANT",
+    max(OPENQUEUE_LEASE_MAX_WAITERS // 2, 1),
+    minimum=0,
+)
 # Django's own limit stays as a backstop; RequestSizeLimitMiddleware checks
 # Content-Length and api.parsing.read_body bounds chunked bodies, and
 # both answer 413 with a JSON detail.

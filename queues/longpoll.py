@@ -41,10 +41,11 @@ PostgreSQL).
 A waiting request still occupies one gunicorn ``gthread`` thread. Threads
 are cheap (no connection, no CPU while waiting), so the default thread
 count is high (gunicorn.conf.py), and at most
-``OPENQUEUE_LEASE_MAX_WAITERS`` requests per process wait at once: above
-that a lease that finds nothing answers at once, as without
-``wait_seconds``, so waiters can never take every thread that producers
-need (docs/operations.md, Serving).
+``OPENQUEUE_LEASE_MAX_WAITERS`` requests per process wait at once, at most
+``OPENQUEUE_LEASE_MAX_WAITERS_PER_TENANT`` of them one tenant's: above that
+a lease that finds nothing answers at once, as without ``wait_seconds``, so
+waiters can never take every thread that producers need, and one tenant
+cannot take every slot from the others (docs/operations.md, Serving).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -94,6 +96,7 @@ class Hub:
         # the longest-waiting are woken first.
         self._waiters: dict[Key, dict[_Waiter, None]] = {}
         self._count = 0
+        self._per_owner: Counter[int] = Counter()
         self._thread: threading.Thread | None = None
         self._store: Any = None
         self._pid = 0
@@ -104,13 +107,21 @@ class Hub:
 
     @contextmanager
     def subscribe(self, owner_id: int, queue_name: str) -> Iterator[_Waiter | None]:
-        """Register a waiter for (owner, queue); yields None when the process is full."""
+        """Register a waiter for (owner, queue); yields None when there is no slot for it.
+
+        No slot: the process already has OPENQUEUE_LEASE_MAX_WAITERS waiters,
+        or this tenant has OPENQUEUE_LEASE_MAX_WAITERS_PER_TENANT of them.
+        """
         key = (owner_id, queue_name)
         waiter: _Waiter | None = None
         with self._lock:
-            if self._count < settings.OPENQUEUE_LEASE_MAX_WAITERS:
+            if (
+                self._count < settings.OPENQUEUE_LEASE_MAX_WAITERS
+                and self._per_owner[owner_id] < settings.OPENQUEUE_LEASE_MAX_WAITERS_PER_TENANT
+            ):
                 waiter = _Waiter()
                 self._count += 1
+                self._per_owner[owner_id] += 1
                 self._waiters.setdefault(key, {})[waiter] = None
         if waiter is not None and get_store().listens:
             self._ensure_listener()
@@ -120,6 +131,9 @@ class Hub:
             if waiter is not None:
                 with self._lock:
                     self._count -= 1
+                    self._per_owner[owner_id] -= 1
+                    if not self._per_owner[owner_id]:
+                        del self._per_owner[owner_id]
                     waiters = self._waiters.get(key)
                     if waiters is not None:
                         waiters.pop(waiter, None)

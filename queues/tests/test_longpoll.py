@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -291,6 +292,49 @@ def test_waiting_lease_returns_a_job_enqueued_while_it_waits(live_server_factory
     assert result["job"]["id"] == created.json()["job_id"]
 
 
+def test_one_tenant_cannot_take_every_waiter_slot(tenant, other_tenant, settings):
+    settings.OPENQUEUE_LEASE_MAX_WAITERS = 4
+    settings.OPENQUEUE_LEASE_MAX_WAITERS_PER_TENANT = 2
+    hub = longpoll.Hub()
+
+    try:
+        with ExitStack() as stack:
+            mine = [stack.enter_context(hub.subscribe(tenant.user.pk, f"q{n}")) for n in range(3)]
+            theirs = stack.enter_context(hub.subscribe(other_tenant.user.pk, "q"))
+
+            assert mine[2] is None  # over this tenant's share: answers at once
+            assert None not in mine[:2] and theirs is not None
+        assert hub.waiting == 0
+    finally:
+        hub.stop()  # its LISTEN connection, on PostgreSQL
+
+
+@pytest.mark.live_server
+@pytest.mark.timeout(120)
+def test_a_tenant_holding_many_long_polls_leaves_slots_for_others(
+    live_server_factory, tenant, other_tenant
+):
+    limits = {"OPENQUEUE_LEASE_MAX_WAITERS": "8", "OPENQUEUE_LEASE_MAX_WAITERS_PER_TENANT": "4"}
+    server = live_server_factory(workers=1, threads=16, env={**NO_RATE_LIMITS, **limits})
+    hog_pool, hogs = start_waiters(server.url, tenant.token, "hog", 10, wait_seconds=15)
+    with hog_pool:
+        wait_until(lambda: lease_waits(server.url, "hog") >= 4, "the hog's share to wait")
+        # Its other six long-polls got no slot and answered null at once.
+        wait_until(lambda: sum(f.done() for f in hogs) >= 6, "the hog's extra polls to end")
+        assert lease_waits(server.url, "hog") == 4
+
+        pool, (waiter,) = start_waiters(server.url, other_tenant.token, "mine", 1)
+        with pool:
+            wait_until(lambda: lease_waits(server.url, "mine") >= 1, "the other tenant to wait")
+            created = enqueue(server.url, other_tenant.token, "mine", {"n": 1})
+            result = waiter.result()
+        assert result is not None and result["job"]["id"] == created.json()["job_id"]
+        for future in hogs:  # release the hog's waiters
+            future.cancel()
+        enqueued = [enqueue(server.url, tenant.token, "hog", {"n": n}) for n in range(4)]
+        assert all(r.status_code == 201 for r in enqueued)
+
+
 @pytest.mark.live_server
 @pytest.mark.timeout(120)
 def test_waiting_lease_ignores_another_tenants_job(live_server_factory, tenant, other_tenant):
@@ -380,7 +424,13 @@ def test_two_hundred_waiting_workers_leave_the_server_responsive(live_server_fac
     """
     waiters = 200
     server = live_server_factory(
-        workers=1, threads=256, env={**NO_RATE_LIMITS, "OPENQUEUE_LEASE_MAX_WAITERS": "240"}
+        workers=1,
+        threads=256,
+        env={
+            **NO_RATE_LIMITS,
+            "OPENQUEUE_LEASE_MAX_WAITERS": "240",
+            "OPENQUEUE_LEASE_MAX_WAITERS_PER_TENANT": "240",
+        },
     )
     previous = threading.stack_size(256 * 1024)
     try:
