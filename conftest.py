@@ -26,7 +26,6 @@ from django.test import Client
 from accounts.models import User
 from accounts.services import issue_token
 from queues.tests.factories import UserFactory
-from ratelimits.buckets import auth_failures
 
 ROOT = Path(__file__).resolve().parent
 
@@ -47,10 +46,8 @@ def _skip_postgres_only_on_sqlite(request: pytest.FixtureRequest) -> None:
 def _no_rate_limits_by_default(settings: Any) -> None:
     # Rate limits have their own tests; elsewhere they would only add noise.
     settings.OPENQUEUE_RATE_LIMIT_ENABLED = False
-    # So is the failed-authentication limit (ratelimits/tests/test_auth_failures.py);
-    # its per-process memory of failing addresses must not leak between tests.
+    # So is the failed-authentication limit (ratelimits/tests/test_auth_failures.py).
     settings.OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED = False
-    auth_failures.forget()
 
 
 class ApiClient(Client):

@@ -1,10 +1,11 @@
 """Sign-in forms for the console and the admin, with a brute-force limit.
 
-The same per-address budget as bearer tokens and the provisioning secret
-(ratelimits/buckets.py, ``OPENQUEUE_AUTH_FAILURE_LIMIT``): each wrong
-password spends a token of the address's bucket, and an address over its
-budget is refused before its password is even checked, so a right guess
-tells it nothing either.
+A budget per client address and account (ratelimits/buckets.py,
+``OPENQUEUE_AUTH_FAILURE_LIMIT``): each try spends from it before the
+password is checked, and a right password gives its try back. Over the
+budget even the right password is refused, so guessing stays expensive; a
+neighbour on the same address guessing at another account costs nothing
+here.
 """
 
 from __future__ import annotations
@@ -26,20 +27,20 @@ class ThrottledLoginMixin:
 
     def clean(self) -> dict[str, Any]:
         address = client_address(self.request) if self.request is not None else "unknown"
+        account = self.data.get("username", "")  # type: ignore[attr-defined]
         try:
-            auth_failures.check(address)
+            auth_failures.try_password(address, account)
         except TooManyAuthFailures as exc:
             raise forms.ValidationError(
-                "Too many failed sign-in attempts from your address. "
+                "Too many failed sign-in attempts for this account from your address. "
                 f"Try again in {exc.wait} seconds.",
                 code="throttled",
             ) from None
-        try:
-            return super().clean()  # type: ignore[misc]
-        except forms.ValidationError as exc:
-            if any(error.code == "invalid_login" for error in exc.error_list):
-                auth_failures.failed(address)
-            raise
+        cleaned = super().clean()  # type: ignore[misc]
+        # Only a right password gets its try back: a wrong one (or an
+        # inactive account) keeps it spent.
+        auth_failures.password_was_right(address, account)
+        return cleaned
 
 
 class ConsoleLoginForm(ThrottledLoginMixin, AuthenticationForm):

@@ -39,7 +39,8 @@ class BearerTokenAuthentication(BaseAuthentication):
     - another scheme: 401 "Invalid authentication credentials";
     - an unknown or revoked token: 401 "Invalid API token";
     - a token of an inactive user: 403 "User is inactive";
-    - an address with too many unknown or revoked tokens lately: 429 "Too many
+    - an unknown or revoked token from an address with too many of them
+      lately: 429 "Too many
       failed authentication attempts" (ratelimits/buckets.py; api/errors.py
       answers it).
 
@@ -60,13 +61,12 @@ class BearerTokenAuthentication(BaseAuthentication):
         credentials = credentials.strip()
         if not credentials:
             raise NotAuthenticated()
-        # Brute force: an address over its budget of failures gets 429 before
-        # its guess is even hashed, so a right guess tells it nothing either.
-        address = client_address(request)
-        auth_failures.check(address)
         token = find_active_token(hash_token(credentials))
         if token is None:
-            auth_failures.failed(address)
+            # Brute force: each failure spends from the address's budget;
+            # past it the failures are 429. A valid token is never refused
+            # for what others on its address did (ratelimits/buckets.py).
+            auth_failures.token_failed(client_address(request))
             raise exceptions.AuthenticationFailed("Invalid API token")
         if not token.owner.is_active:
             raise exceptions.PermissionDenied("User is inactive")

@@ -78,14 +78,14 @@ class ProvisionView(APIView):
             ) from None
         if not settings.ADMIN_SECRET:
             raise NotConfigured()
-        # A wrong secret spends from the same per-address budget as a wrong
-        # bearer token; over it, 429 before the secret is compared.
+        # Every try spends from the address's budget for the secret before it
+        # is compared (429 past it); a right secret gives its try back.
         address = client_address(request)
-        auth_failures.check(address)
+        auth_failures.try_secret(address)
         sent = request.headers.get("X-Admin-Secret", "")
         if not hmac.compare_digest(sent.encode("utf-8"), settings.ADMIN_SECRET.encode("utf-8")):
-            auth_failures.failed(address)
             raise exceptions.PermissionDenied("Invalid or missing X-Admin-Secret header.")
+        auth_failures.secret_was_right(address)
         result = provision_user(email=body.email, rotate=body.rotate)
         return Response(
             # The email as sent (contract §3.4), even where the stored one is normalized.

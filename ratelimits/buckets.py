@@ -8,12 +8,13 @@ nothing by landing on another process. DRF's cache-backed throttles cannot
 give that (per-process LocMem, racy read-modify-write, no burst/rate pair).
 
 Two users: the per-tenant, per-action API limits (api/throttling.py) and the
-per-address budget of failed authentications (``auth_failures`` below),
-spent by bearer tokens, the provisioning secret and the sign-in pages alike.
+budgets of failed authentications (``auth_failures`` below), spent by bearer
+tokens, the provisioning secret and the sign-in pages.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from typing import Any
@@ -52,15 +53,14 @@ def take_token(key: str, rate: float, burst: int, now: float | None = None) -> f
     return 0.0 if allowed else (1 - tokens) / rate
 
 
-def _peek_wait(key: str, rate: float, burst: int, now: float) -> float:
-    """Seconds until bucket ``key`` holds a whole token (0 if it does), without spending."""
+def give_back(key: str, burst: int) -> None:
+    """Return one token to bucket ``key`` (never above ``burst``)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tokens, refilled_at FROM rate_limit_buckets WHERE key = %s", [key])
-        row = cursor.fetchone()
-    if row is None:
-        return 0.0
-    tokens = min(float(burst), row[0] + (now - row[1]) * rate)
-    return 0.0 if tokens >= 1 else (1 - tokens) / rate
+        cursor.execute(
+            "UPDATE rate_limit_buckets"
+            " SET tokens = CASE WHEN tokens + 1 > %s THEN %s ELSE tokens + 1 END WHERE key = %s",
+            [float(burst), float(burst), key],
+        )
 
 
 # --- Failed authentications per client address (brute force) ----------------------
@@ -81,62 +81,70 @@ class TooManyAuthFailures(Exception):
 
 
 class AuthFailureLimiter:
-    """Token bucket ``authfail:<address>`` spent by every failed credential check.
+    """Budgets of failed credential checks, one token bucket per key.
 
-    ``check`` runs before a presented credential is looked at, so an address
-    over its budget learns nothing more, not even whether a guess was right.
-    To keep the hot path free of extra queries, a process consults the shared
-    bucket only for addresses it has itself seen failing within the time a
-    bucket takes to refill; an attacker therefore gets at most one extra guess
-    per server process before every process refuses them.
+    Every spend is the bucket's one atomic UPSERT, so concurrent requests
+    cannot take more than the budget between a read and a write. Two ways
+    to use it, by how guessable the credential is:
+
+    - **Bearer tokens** (238 random bits: guessing one is hopeless) are
+      looked up first. A valid token is never refused here, whatever others
+      on the same address did (a NAT, a stale token in a neighbour's
+      worker). Only a failed lookup spends from ``<address>``; once that
+      bucket is empty the failures are answered 429 instead of 401.
+    - **Passwords and the admin secret** (chosen by people) spend a try
+      *before* the check, from a bucket per address and account
+      (``login:<address>:<account>``) or per address (``secret:<address>``);
+      a right one gives its try back. An empty bucket refuses even the right
+      password: guessing stays expensive however many connections are used,
+      and a neighbour's wrong guesses at their own account cost mine nothing.
     """
 
-    # Bounded memory under an address-spraying attack: forgetting everything
-    # costs at most one extra guess per address and process.
-    MAX_SUSPECTS = 10_000
-
-    def __init__(self) -> None:
-        self._suspects: dict[str, float] = {}
-
-    @staticmethod
-    def _limits() -> tuple[float, int] | None:
+    def _limits(self) -> tuple[float, int] | None:
         if not settings.OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED:
             return None
         return settings.OPENQUEUE_AUTH_FAILURE_LIMIT
 
-    def check(self, address: str) -> None:
-        """Raise TooManyAuthFailures if ``address`` may not try a credential now."""
+    @staticmethod
+    def _key(kind: str, address: str, account: str | None = None) -> str:
+        # At most 100 characters (the key column): the address is bounded by
+        # client_address, an account name is hashed to a fixed width.
+        parts = ["authfail", kind, address] if kind else ["authfail", address]
+        if account is not None:
+            parts.append(hashlib.sha256(account.strip().lower().encode()).hexdigest()[:16])
+        return ":".join(parts)
+
+    def _spend(self, key: str) -> None:
         limits = self._limits()
         if limits is None:
             return
-        now = time.time()
-        seen = self._suspects.get(address)
-        if seen is None:
-            return
         rate, burst = limits
-        if now - seen > burst / rate:
-            # A full refill has passed since its last failure: the bucket is full.
-            self._suspects.pop(address, None)
-            return
-        wait = _peek_wait(f"authfail:{address}", rate, burst, now)
+        wait = take_token(key, rate, burst)
         if wait > 0:
             raise TooManyAuthFailures(wait=max(1, math.ceil(wait)))
 
-    def failed(self, address: str) -> None:
-        """Spend a token for a failed attempt from ``address``."""
+    def _give_back(self, key: str) -> None:
         limits = self._limits()
-        if limits is None:
-            return
-        now = time.time()
-        if len(self._suspects) >= self.MAX_SUSPECTS:
-            self._suspects.clear()
-        self._suspects[address] = now
-        rate, burst = limits
-        take_token(f"authfail:{address}", rate, burst, now)
+        if limits is not None:
+            give_back(key, limits[1])
 
-    def forget(self) -> None:
-        """Drop this process's memory of failing addresses (tests)."""
-        self._suspects.clear()
+    def token_failed(self, address: str) -> None:
+        """A bearer token from ``address`` matched nothing: spend; TooManyAuthFailures if over."""
+        self._spend(self._key("", address))
+
+    def try_password(self, address: str, account: str) -> None:
+        """Spend a try before checking ``account``'s password; TooManyAuthFailures if none left."""
+        self._spend(self._key("login", address, account))
+
+    def password_was_right(self, address: str, account: str) -> None:
+        self._give_back(self._key("login", address, account))
+
+    def try_secret(self, address: str) -> None:
+        """Spend a try before checking the admin secret; TooManyAuthFailures if none left."""
+        self._spend(self._key("secret", address))
+
+    def secret_was_right(self, address: str) -> None:
+        self._give_back(self._key("secret", address))
 
 
 auth_failures = AuthFailureLimiter()
