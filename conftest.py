@@ -25,6 +25,7 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.services import issue_token
+from queues.metrics import DatabaseCollector, queue_labels
 from queues.tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent
@@ -48,6 +49,15 @@ def _no_rate_limits_by_default(settings: Any) -> None:
     settings.OPENQUEUE_RATE_LIMIT_ENABLED = False
     # So is the failed-authentication limit (ratelimits/tests/test_auth_failures.py).
     settings.OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED = False
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metrics(settings: Any) -> None:
+    # What a process learned about queue labels, and its cached database
+    # gauges, belong to one test (queues/tests/test_metrics.py tests both).
+    settings.OPENQUEUE_METRICS_GAUGE_SECONDS = 0
+    queue_labels.forget()
+    DatabaseCollector.forget()
 
 
 class ApiClient(Client):

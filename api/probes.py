@@ -93,10 +93,7 @@ def scrape_registry() -> CollectorRegistry:
     return registry
 
 
-def _authorized(request: HttpRequest) -> bool:
-    expected = settings.OPENQUEUE_METRICS_TOKEN
-    if not expected:
-        return True
+def _authorized(request: HttpRequest, expected: str) -> bool:
     scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer":
         return False
@@ -107,14 +104,23 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     """``GET /metrics``: Prometheus text format.
 
     With ``OPENQUEUE_METRICS_TOKEN`` set, only ``Authorization: Bearer <token>``
-    gets in (compared in constant time); anything else is 401.
+    gets in (compared in constant time); anything else is 401. Without one,
+    anyone may scrape only if ``OPENQUEUE_METRICS_PUBLIC`` (the default
+    outside production): the metrics name every tenant's queues.
     """
     if request.method not in ("GET", "HEAD"):
         response = detail_response(405, "Method Not Allowed")
         response["Allow"] = "GET, HEAD"
         return response
-    if not _authorized(request):
+    expected = settings.OPENQUEUE_METRICS_TOKEN
+    if expected and not _authorized(request, expected):
         response = detail_response(401, "Not authenticated")
         response["WWW-Authenticate"] = "Bearer"
         return response
+    if not expected and not settings.OPENQUEUE_METRICS_PUBLIC:
+        return detail_response(
+            403,
+            "Metrics are not public in production: set OPENQUEUE_METRICS_TOKEN for your "
+            "scraper, or OPENQUEUE_METRICS_PUBLIC=true.",
+        )
     return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -343,6 +343,13 @@ OPENQUEUE_TOKEN_HMAC_SECRET = env_str("OPENQUEUE_TOKEN_HMAC_SECRET")
 ADMIN_SECRET = env_str("ADMIN_SECRET")
 # When set, GET /metrics needs `Authorization: Bearer <this>` (401 otherwise).
 OPENQUEUE_METRICS_TOKEN = env_str("OPENQUEUE_METRICS_TOKEN")
+# Without a token, may anyone scrape /metrics (every tenant's queue names)?
+# Not in production unless the operator says so; elsewhere yes.
+OPENQUEUE_METRICS_PUBLIC = env_bool("OPENQUEUE_METRICS_PUBLIC", OPENQUEUE_ENV != "prod")
+# Queues with their own metric series; the rest are counted as "other".
+OPENQUEUE_METRICS_MAX_QUEUES = env_int("OPENQUEUE_METRICS_MAX_QUEUES", 100, minimum=1)
+# How long one reading of the database gauges serves every scrape.
+OPENQUEUE_METRICS_GAUGE_SECONDS = env_int("OPENQUEUE_METRICS_GAUGE_SECONDS", 15, minimum=0)
 
 OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES = env_int(
     "OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES", 256 * 1024, minimum=1

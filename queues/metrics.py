@@ -20,12 +20,16 @@ reasons; never a job id.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
@@ -33,8 +37,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from queues.models import Job, JobStatus
+from queues.store import get_store
 
 logger = logging.getLogger("openqueue.jobs")
+metrics_logger = logging.getLogger("openqueue.metrics")
 
 UNKNOWN_QUEUE = "unknown"
 
@@ -75,9 +81,72 @@ PROCESSING_DURATION = Histogram(
 )
 
 
+class QueueLabels:
+    """The ``queue_name`` label values: queues that exist, at most OPENQUEUE_METRICS_MAX_QUEUES.
+
+    Every distinct label value is a series kept for the life of the server
+    (in every worker's file), so a client must not be able to mint them:
+    4,000 empty leases on random names used to add 4,000 series. A queue
+    has its own series once it has jobs (an enqueue, lease, ack... says so)
+    and while there is room; the names are re-read from the database every
+    minute (the first N in name order, the same in every process), so the
+    set cannot drift apart across workers or grow across restarts of them.
+    Everything else is counted under ``other``: an empty lease on a queue
+    that never had a job, and every queue past the cap.
+    """
+
+    OTHER = "other"
+    REFRESH_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._names: set[str] = set()
+        self._refreshed_at = -self.REFRESH_SECONDS
+        self._lock = threading.Lock()
+
+    def of(self, name: str | None, *, exists: bool = True) -> str:
+        """The label for queue ``name``; ``exists`` when the event proves it has jobs."""
+        # The original's rule: an empty or blank name is "unknown".
+        label = name if name and name.strip() else UNKNOWN_QUEUE
+        if label in self._names:
+            return label
+        self._refresh()
+        if label in self._names:
+            return label
+        if exists and len(self._names) < settings.OPENQUEUE_METRICS_MAX_QUEUES:
+            with self._lock:
+                self._names.add(label)
+            return label
+        return self.OTHER
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._refreshed_at < self.REFRESH_SECONDS:
+            return
+        if not self._lock.acquire(blocking=False):
+            return  # another thread is at it: use the names as they are
+        try:
+            self._refreshed_at = time.monotonic()
+            names = get_store().queue_names(DEFAULT_DB_ALIAS, settings.OPENQUEUE_METRICS_MAX_QUEUES)
+            self._names = set(names)
+        except Exception:
+            # Metrics must never fail the transition they count.
+            logging.getLogger("openqueue.metrics").warning(
+                "queue_labels_refresh_failed", exc_info=True
+            )
+        finally:
+            self._lock.release()
+
+    def forget(self) -> None:
+        """Drop what this process learned (tests)."""
+        with self._lock:
+            self._names = set()
+            self._refreshed_at = -self.REFRESH_SECONDS
+
+
+queue_labels = QueueLabels()
+
+
 def _queue(name: str | None) -> str:
-    """The queue label; the original's rule: empty or blank becomes ``unknown``."""
-    return name if name and name.strip() else UNKNOWN_QUEUE
+    return queue_labels.of(name)
 
 
 def _observe_processing(
@@ -102,36 +171,10 @@ def record_enqueued(queue_names: Iterable[str]) -> None:
         ENQUEUED.labels(name).inc(count)
 
 
-def record_leased(
-    *,
-    job_id: uuid.UUID,
-    queue_name: str,
-    recovered: bool,
-    lease_lost_count: int,
-    lease_expires_at: datetime,
-) -> None:
-    LEASED.labels(_queue(queue_name)).inc()
-    if recovered:
-        LEASE_RECOVERED.labels(_queue(queue_name)).inc()
-    if not logger.isEnabledFor(logging.INFO):
-        return  # skip building the event (about as costly as the counters)
-    logger.info(
-        "job_leased",
-        extra={
-            "job_id": str(job_id),
-            "queue_name": queue_name,
-            "recovered": recovered,
-            "lease_lost_count": lease_lost_count,
-            "lease_expires_at": lease_expires_at.isoformat().replace("+00:00", "Z"),
-        },
-    )
-
-
 def record_leased_batch(leases: Iterable[Any]) -> None:
-    """``record_leased`` for the leases (queues.services.Lease) of one batch.
+    """Leases that returned a job (queues.services.Lease), with their events.
 
-    The same counts and events, with one counter update per queue instead
-    of one per job.
+    One counter update per queue, not one per job.
     """
     leased: dict[str, int] = {}
     recovered: dict[str, int] = {}
@@ -159,7 +202,7 @@ def record_leased_batch(leases: Iterable[Any]) -> None:
 
 
 def record_acked_batch(finished: Iterable[Any], now: datetime) -> None:
-    """``record_acked`` for the outcomes (queues.services.Finished) of one batch ack."""
+    """Acked jobs (queues.services.Finished) of one single or batch ack, with their events."""
     acked: dict[str, int] = {}
     log = logger.isEnabledFor(logging.INFO)
     for done in finished:
@@ -180,25 +223,13 @@ def record_acked_batch(finished: Iterable[Any], now: datetime) -> None:
 
 
 def record_lease_empty(queue_name: str) -> None:
-    LEASE_EMPTY.labels(_queue(queue_name)).inc()
+    # No series for a queue that only ever saw empty leases (QueueLabels).
+    LEASE_EMPTY.labels(queue_labels.of(queue_name, exists=False)).inc()
 
 
 def record_lease_wait(queue_name: str) -> None:
     """A long-poll lease found no job and started waiting (queues/longpoll.py)."""
-    LEASE_WAITS.labels(_queue(queue_name)).inc()
-
-
-def record_acked(
-    *, job_id: uuid.UUID, queue_name: str, started_at: datetime | None, now: datetime
-) -> None:
-    ACKED.labels(_queue(queue_name)).inc()
-    seconds = _observe_processing(queue_name, "completed", started_at, now)
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    logger.info(
-        "job_acked",
-        extra={"job_id": str(job_id), "queue_name": queue_name, "processing_seconds": seconds},
-    )
+    LEASE_WAITS.labels(queue_labels.of(queue_name, exists=False)).inc()
 
 
 def record_nacked(
@@ -272,15 +303,27 @@ def record_cancelled(*, job_id: uuid.UUID, queue_name: str) -> None:
 # --- Scrape time -------------------------------------------------------------------
 
 
-class DatabaseCollector(Collector):
-    """Gauges read from the jobs table at each scrape, in one grouped query.
+# The statuses the scrape-time gauges count: the work in the queues. Finished
+# jobs are history (millions of rows, only ever growing); the counters above
+# say how many were completed or cancelled.
+GAUGED_STATUSES = [JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.DEAD]
 
-    Aggregated over tenants, by queue name: a tenant label would multiply the
-    series by the number of tenants, and per-tenant numbers are what
-    ``GET /dashboard/queues`` is for. A queue name used by two tenants is one
-    series. When the database does not answer, ``openqueue_database_up`` is 0
-    and the job gauges are left out, so the rest of the scrape still works.
+
+class DatabaseCollector(Collector):
+    """Gauges read from the jobs table: at most once per interval, however many scrape.
+
+    One grouped query over the pending, processing and dead jobs (each
+    served by an index), aggregated over tenants, by queue label
+    (QueueLabels: the same bounded set as the counters). Its result is kept
+    for OPENQUEUE_METRICS_GAUGE_SECONDS; concurrent scrapes while it is
+    being computed wait for that one query instead of running their own, so
+    16 scrapers cost what one does. When the database does not answer,
+    ``openqueue_database_up`` is 0 and the job gauges are left out.
     """
+
+    _lock = threading.Lock()
+    _cached: tuple[float, list[Metric]] | None = None
+    queries = 0  # how many times the gauges were read from the database (tests)
 
     def __init__(self, now: Callable[[], datetime] = timezone.now) -> None:
         self.now = now
@@ -289,11 +332,26 @@ class DatabaseCollector(Collector):
         # Nothing to check for duplicates; avoids a query at registration time.
         return []
 
+    @classmethod
+    def forget(cls) -> None:
+        """Drop the cached gauges (tests)."""
+        cls._cached = None
+
     def collect(self) -> Iterator[Metric]:
+        interval = settings.OPENQUEUE_METRICS_GAUGE_SECONDS
+        with self._lock:
+            cached = DatabaseCollector._cached
+            if cached is None or time.monotonic() - cached[0] >= interval:
+                cached = (time.monotonic(), list(self._read()))
+                DatabaseCollector._cached = cached
+        yield from cached[1]
+
+    def _read(self) -> Iterator[Metric]:
+        DatabaseCollector.queries += 1
         now = self.now()
         jobs = GaugeMetricFamily(
             "openqueue_jobs",
-            "Jobs by queue and status, all tenants together.",
+            "Pending, processing and dead jobs by queue, all tenants together.",
             labels=["queue_name", "status"],
         )
         oldest = GaugeMetricFamily(
@@ -312,7 +370,8 @@ class DatabaseCollector(Collector):
         )
         try:
             rows = list(
-                Job.objects.order_by()
+                Job.objects.filter(status__in=GAUGED_STATUSES)
+                .order_by()
                 .values("queue_name", "status")
                 .annotate(
                     n=Count("pk"),
@@ -323,15 +382,15 @@ class DatabaseCollector(Collector):
                 )
             )
         except Exception:
-            logging.getLogger("openqueue.metrics").exception("metrics_database_query_failed")
+            metrics_logger.exception("metrics_database_query_failed")
             up.add_metric([], 0)
             yield up
             return
         by_queue: dict[str, dict[str, Any]] = {}
         for row in rows:
             queue = by_queue.setdefault(
-                _queue(row["queue_name"]),
-                {"counts": dict.fromkeys(JobStatus.values, 0), "oldest": None, "expired": 0},
+                queue_labels.of(row["queue_name"]),
+                {"counts": dict.fromkeys(GAUGED_STATUSES, 0), "oldest": None, "expired": 0},
             )
             queue["counts"][row["status"]] += row["n"]
             queue["expired"] += row["expired"]
@@ -340,7 +399,7 @@ class DatabaseCollector(Collector):
             ):
                 queue["oldest"] = row["oldest_due"]
         for name, queue in sorted(by_queue.items()):
-            # Every status of every known queue, zeros included, so that
+            # Every gauged status of every queue, zeros included, so that
             # "queue depth" queries never meet a missing series.
             for status, count in queue["counts"].items():
                 jobs.add_metric([name, status], count)

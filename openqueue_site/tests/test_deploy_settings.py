@@ -141,3 +141,23 @@ def test_no_default_credentials_in_the_repository():
         text = path.read_text(errors="ignore")
         offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in CREDENTIAL.finditer(text)]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("env", "public"),
+    [
+        ({}, "False"),
+        ({"OPENQUEUE_METRICS_PUBLIC": "true"}, "True"),
+        ({"OPENQUEUE_ENV": "dev"}, "True"),
+    ],
+)
+def test_metrics_are_not_public_in_production_unless_said_so(env, public):
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.OPENQUEUE_METRICS_PUBLIC)",
+        SECRET_KEY=STRONG_KEY,
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == public

@@ -95,6 +95,8 @@ def test_a_long_poll_that_ends_empty_counts_one_empty_lease(tenant):
             or 0.0
         )
 
+    for queue in ("drained", "drained-batch"):  # queues with jobs get their own series
+        JobFactory(owner=tenant.user, queue_name=queue, run_at=timezone.now() + timedelta(days=1))
     before = (empty("drained"), empty("drained-batch"))
     assert lease(tenant, "drained", wait_seconds=1).content == b"null"
     response = tenant.api.post_json(
@@ -248,11 +250,24 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) ->
         time.sleep(0.05)
 
 
+def make_queue(url: str, token: str, queue_name: str) -> None:
+    """Give the queue a job, due in 2999: only a queue with jobs has metric series of
+    its own (queues.metrics.QueueLabels), and the tests count its lease waits."""
+    response = httpx.post(
+        f"{url}/jobs",
+        json={"queue_name": queue_name, "payload": {}, "run_at": "2999-01-01T00:00:00Z"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert response.status_code == 201, response.text
+
+
 def start_waiters(
     url: str, token: str, queue_name: str, count: int, wait_seconds: int = 20
 ) -> tuple[ThreadPoolExecutor, list[Any]]:
     """``count`` clients, each sending one waiting lease; returns their futures."""
     headers = {"Authorization": f"Bearer {token}"}
+    make_queue(url, token, queue_name)
 
     def one(n: int) -> Any:
         with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
@@ -388,6 +403,7 @@ def test_waiting_workers_lease_each_job_exactly_once(live_server_factory, tenant
                     failures.append(f"ack {acked.status_code}")
 
     enqueued: list[str] = []
+    make_queue(server.url, tenant.token, queue)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(worker, n) for n in range(workers)]
         wait_until(lambda: lease_waits(server.url, queue) >= workers, "every worker to wait")

@@ -74,7 +74,9 @@ def test_lifecycle_counts_every_transition_under_its_queue_name(tenant):
     expected = {
         s("openqueue_jobs_enqueued_total", queue_name=q): 5,
         s("openqueue_jobs_leased_total", queue_name=q): 4,
-        s("openqueue_jobs_lease_empty_total", queue_name=empty_q): 1,
+        # A queue that never had a job gets no series of its own (QueueLabels).
+        s("openqueue_jobs_lease_empty_total", queue_name="other"): 1,
+        s("openqueue_jobs_lease_empty_total", queue_name=empty_q): 0,
         s("openqueue_jobs_acked_total", queue_name=q): 1,
         s("openqueue_jobs_nacked_total", queue_name=q, outcome="requeued"): 1,
         s("openqueue_jobs_nacked_total", queue_name=q, outcome="dead"): 2,
@@ -296,29 +298,20 @@ def test_database_gauges_aggregate_tenants_by_queue_and_status(make_tenant):
         or key[0] == "openqueue_database_up"
     }
 
+    # The work in the queues: finished jobs are history (counted by the
+    # counters), so a queue with only finished jobs has no gauge series.
     assert got == {
         s("openqueue_jobs", queue_name=q, status="pending"): 3,
         s("openqueue_jobs", queue_name=q, status="processing"): 2,
-        s("openqueue_jobs", queue_name=q, status="completed"): 1,
-        s("openqueue_jobs", queue_name=q, status="failed"): 0,
-        s("openqueue_jobs", queue_name=q, status="cancelled"): 0,
         s("openqueue_jobs", queue_name=q, status="dead"): 0,
         s("openqueue_oldest_pending_job_age_seconds", queue_name=q): 100.0,
         s("openqueue_expired_leases", queue_name=q): 1,
-        s("openqueue_jobs", queue_name=idle, status="pending"): 0,
-        s("openqueue_jobs", queue_name=idle, status="processing"): 0,
-        s("openqueue_jobs", queue_name=idle, status="completed"): 1,
-        s("openqueue_jobs", queue_name=idle, status="failed"): 0,
-        s("openqueue_jobs", queue_name=idle, status="cancelled"): 0,
-        s("openqueue_jobs", queue_name=idle, status="dead"): 0,
-        s("openqueue_oldest_pending_job_age_seconds", queue_name=idle): 0.0,
-        s("openqueue_expired_leases", queue_name=idle): 0,
         ("openqueue_database_up",): 1,
     }
 
 
 def test_scrape_survives_a_database_error(db, client):
-    with mock.patch("queues.metrics.Job.objects.order_by", side_effect=RuntimeError("db down")):
+    with mock.patch("queues.metrics.Job.objects.filter", side_effect=RuntimeError("db down")):
         response = client.get("/metrics")
     assert response.status_code == 200
     got = samples(response.content.decode())
@@ -464,3 +457,82 @@ def test_metric_names_follow_the_contract():
         "openqueue_job_processing_duration_seconds",
     }
     assert all(re.fullmatch(r"openqueue_[a-z_]+", n) for n in names)
+
+
+# --- Hostile scrapers and label cardinality (issue 11, item 3) ---------------------------
+
+
+def queue_labels_of(family: str) -> set[str]:
+    return {
+        sample.labels["queue_name"]
+        for metric in REGISTRY.collect()
+        if metric.name == family.removesuffix("_total")
+        for sample in metric.samples
+        if "queue_name" in sample.labels
+    }
+
+
+def test_a_queue_gets_its_own_series_only_while_there_is_room(tenant, settings):
+    settings.OPENQUEUE_METRICS_MAX_QUEUES = 5
+    before = queue_labels_of("openqueue_jobs_enqueued_total")
+    names = [unique_queue(f"cap{n}") for n in range(8)]
+
+    for name in names:
+        assert tenant.api.post_json("/jobs", {"queue_name": name, "payload": {}}).status_code == 201
+
+    new = queue_labels_of("openqueue_jobs_enqueued_total") - before
+    assert new - {"other"} == set(names[:5])
+    assert value("openqueue_jobs_enqueued_total", queue_name="other") >= 3
+
+
+def test_empty_leases_on_made_up_queues_add_no_series(tenant):
+    before = queue_labels_of("openqueue_jobs_lease_empty_total")
+
+    for _ in range(50):
+        tenant.api.post_json(f"/queues/{unique_queue('nope')}/lease", {"worker_id": "w"})
+
+    assert queue_labels_of("openqueue_jobs_lease_empty_total") - before <= {"other"}
+
+
+def test_sixteen_concurrent_scrapes_read_the_database_once(db, settings):
+    from django.db import connection
+
+    from api.probes import scrape_registry
+
+    settings.OPENQUEUE_METRICS_GAUGE_SECONDS = 60
+    JobFactory(queue_name="scraped")
+    before = DatabaseCollector.queries
+
+    def scrape(_: int) -> bytes:
+        try:
+            return generate_latest(scrape_registry())
+        finally:
+            connection.close()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        bodies = list(pool.map(scrape, range(16)))
+
+    assert DatabaseCollector.queries - before == 1
+    assert all(b"openqueue_database_up 1.0" in body for body in bodies)
+
+
+@pytest.mark.parametrize(
+    ("public", "token", "sent", "status"),
+    [
+        (False, "", None, 403),  # production's default: no anonymous scrapes
+        (True, "", None, 200),  # the operator said so
+        (False, "scrape-me", None, 401),
+        (False, "scrape-me", "scrape-me", 200),
+        (True, "scrape-me", "wrong", 401),  # a token, once set, is always required
+    ],
+)
+def test_who_may_scrape(db, client, settings, public, token, sent, status):
+    settings.OPENQUEUE_METRICS_PUBLIC = public
+    settings.OPENQUEUE_METRICS_TOKEN = token
+    headers = {"Authorization": f"Bearer {sent}"} if sent else {}
+
+    response = client.get("/metrics", headers=headers)
+
+    assert response.status_code == status
+    if status == 403:
+        assert "OPENQUEUE_METRICS_TOKEN" in response.json()["detail"]
