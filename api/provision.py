@@ -17,7 +17,13 @@ from rest_framework.views import APIView
 from accounts.services import provision_user
 from api.errors import PayloadTooLarge, RequestValidationError
 from api.parsing import is_small_body, parse_json_body, validate_all
-from api.schemas import DetailOut, ProvisionOut, ProvisionRequest, ValidationErrorOut
+from api.schemas import (
+    EMAIL_MAX_LENGTH,
+    DetailOut,
+    ProvisionOut,
+    ProvisionRequest,
+    ValidationErrorOut,
+)
 from ratelimits.buckets import auth_failures
 from ratelimits.clients import client_address
 
@@ -64,6 +70,8 @@ class ProvisionView(APIView):
             )
         (body,) = validate_all((ProvisionRequest, parse_json_body(request._request), "body"))
         try:
+            if len(body.email) > EMAIL_MAX_LENGTH:  # the users.email column
+                raise DjangoValidationError("too long")
             validate_email(body.email)
         except DjangoValidationError:
             raise RequestValidationError(

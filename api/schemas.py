@@ -9,14 +9,18 @@ Responses are plain dicts built in the contract's key order.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from django.conf import settings
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, RootModel
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, RootModel, WithJsonSchema
 
+from api.lax import NO_NUL, LaxBool, lax_int
 from queues.models import INT32_MAX, INT32_MIN, QUEUE_NAME_MAX_LENGTH, Job, JobStatus
+
+EMAIL_MAX_LENGTH = 254  # accounts.User.email
 
 
 def _no_nul(value: Any) -> Any:
@@ -59,12 +63,27 @@ def _queue_name(value: str) -> str:
     return _no_nul(value)
 
 
+# What run_at may be, as the schema says: an RFC 3339 date-time (the offset
+# may be left out: UTC), or a date (midnight UTC).
+_RUN_AT = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?)?$"
+)
+_NAIVE_RUN_AT = (
+    r"^(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(?:0[1-9]|1[0-2])"
+    r"-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?$"
+)
+
+
 def parse_run_at(value: str | None) -> datetime | None:
     """ISO 8601 to an aware UTC datetime; naive means UTC; empty means now."""
     if value is None or value == "":
         return None
+    if not _RUN_AT.match(value):
+        raise ValueError(f"run_at is not an ISO 8601 date-time: {value!r}")
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValueError(f"run_at is not an ISO 8601 date-time: {value!r}") from None
     if parsed.tzinfo is None:
@@ -72,28 +91,98 @@ def parse_run_at(value: str | None) -> datetime | None:
     try:
         return parsed.astimezone(UTC)
     except OverflowError:
-        raise ValueError("run_at is out of range") from None
+        # Within a day of year 1 or 9999, the UTC time is outside what a
+        # datetime holds: before year 1 is "due now", after 9999 is "never".
+        edge = datetime.min.replace(tzinfo=UTC) if parsed.year == 1 else None
+        return edge or datetime.max.replace(tzinfo=UTC)
 
 
-QueueName = Annotated[str, AfterValidator(_queue_name)]
-NoNulStr = Annotated[str, AfterValidator(_no_nul)]
-Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
-LeaseSeconds = Annotated[int, Field(ge=1, le=3600)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul)]
+QUEUE_NAME: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": QUEUE_NAME_MAX_LENGTH,
+    "pattern": "^[^/\\u0000]+$",
+    "description": "1..255 characters, no '/' and no NUL.",
+}
+QueueName = Annotated[str, AfterValidator(_queue_name), WithJsonSchema(QUEUE_NAME)]
+NoNulStr = Annotated[
+    str, AfterValidator(_no_nul), WithJsonSchema({"type": "string", "pattern": NO_NUL})
+]
+# The integer fields, with the lax forms the original took (api/lax.py). To
+# the type checker they are plain ints.
+if TYPE_CHECKING:
+    Int32 = int
+    MaxRetries = int
+    LeaseSeconds = int
+    WaitSeconds = int
+    MaxJobs = int
+    Limit = int
+    Offset = int
+else:
+    Int32 = lax_int(INT32_MIN, INT32_MAX)
+    MaxRetries = lax_int(0, INT32_MAX)
+    LeaseSeconds = lax_int(1, 3600)
+    WaitSeconds = lax_int(
+        0,
+        20,
+        description="Long-poll: wait up to this many seconds for a job when none is due "
+        "(0: answer at once).",
+    )
+    # At most OPENQUEUE_MAX_LEASE_BATCH, checked when the request is (tests change it).
+    MaxJobs = Annotated[
+        lax_int(1, INT32_MAX, schema_high=settings.OPENQUEUE_MAX_LEASE_BATCH),
+        AfterValidator(lambda value: _lease_batch_size(value)),
+    ]
+    Limit = lax_int(1, 200)
+    Offset = lax_int(0, 2**62)
+# Any JSON object with no NUL in any key or string, at any depth (the
+# recursive component is added to the schema in settings.py, APPEND_COMPONENTS).
+# pydantic resolves every "$ref" it meets while it builds a model's schema,
+# and this one is added afterwards (openapi_postprocess): a placeholder then.
+_NUL_FREE = {"x-openqueue-ref": "NulFreeValue"}
+NUL_FREE_OBJECT: dict[str, Any] = {
+    "type": "object",
+    "propertyNames": {"pattern": NO_NUL},
+    "additionalProperties": _NUL_FREE,
+}
+NUL_FREE_VALUE: dict[str, Any] = {
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "number"},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": _NUL_FREE},
+        NUL_FREE_OBJECT,
+    ]
+}
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_no_nul),
+    WithJsonSchema(NUL_FREE_OBJECT),
+]
 
 
 class EnqueueRequest(BaseModel):
     queue_name: QueueName = "default"
     payload: JsonObject
     priority: Int32 = 0
-    max_retries: Annotated[int, Field(ge=0, le=INT32_MAX)] = 3
+    max_retries: MaxRetries = 3
     run_at: Annotated[
         str | None,
-        Field(
-            description="ISO 8601; an offset is converted to UTC, a naive time is UTC.",
-            json_schema_extra={"format": "date-time"},
-        ),
         AfterValidator(parse_run_at),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "format": "date-time"},
+                    {"type": "string", "pattern": _NAIVE_RUN_AT},
+                    {"type": "string", "format": "date"},
+                    {"type": "string", "enum": [""]},
+                    {"type": "null"},
+                ],
+                "description": "An RFC 3339 date-time (an offset is converted to UTC; without "
+                "one it is UTC) or a date (midnight UTC). Empty or null: now.",
+            }
+        ),
     ] = None
 
 
@@ -109,6 +198,11 @@ def _batch_size(value: Any) -> Any:
 
 # Idempotency keys: 1..255 printable ASCII characters (space included).
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")]
+# In a header the key cannot begin or end with a space: HTTP trims them.
+IDEMPOTENCY_HEADER = {
+    "type": "string",
+    "pattern": "^[\\x21-\\x7e](?:[\\x20-\\x7e]{0,253}[\\x21-\\x7e])?$",
+}
 
 
 class IdempotencyHeader(BaseModel):
@@ -125,18 +219,11 @@ class BatchEnqueueItem(EnqueueRequest):
 
 
 class BatchEnqueueRequest(BaseModel):
-    jobs: Annotated[list[BatchEnqueueItem], BeforeValidator(_batch_size)]
-
-
-WaitSeconds = Annotated[
-    int,
-    Field(
-        ge=0,
-        le=20,
-        description="Long-poll: wait up to this many seconds for a job when none is due "
-        "(0: answer at once).",
-    ),
-]
+    jobs: Annotated[
+        list[BatchEnqueueItem],
+        BeforeValidator(_batch_size),
+        Field(json_schema_extra={"maxItems": settings.OPENQUEUE_MAX_BATCH_SIZE}),
+    ]
 
 
 class LeaseRequest(BaseModel):
@@ -153,7 +240,7 @@ class AckRequest(BaseModel):
 class NackRequest(BaseModel):
     lease_token: str
     error: NoNulStr
-    retry: bool = True
+    retry: LaxBool = True
 
 
 def _lease_batch_size(value: Any) -> Any:
@@ -176,7 +263,7 @@ def _items_size(value: Any) -> Any:
 class BatchLeaseRequest(BaseModel):
     worker_id: NoNulStr
     lease_seconds: LeaseSeconds = 30
-    max_jobs: Annotated[int, Field(ge=1), AfterValidator(_lease_batch_size)] = 10
+    max_jobs: MaxJobs = 10
     wait_seconds: WaitSeconds = 0
 
 
@@ -188,12 +275,15 @@ class NackItemRequest(NackRequest):
     job_id: uuid.UUID
 
 
+_MAX_ITEMS = Field(json_schema_extra={"maxItems": settings.OPENQUEUE_MAX_BATCH_SIZE})
+
+
 class BatchAckRequest(BaseModel):
-    items: Annotated[list[AckItemRequest], BeforeValidator(_items_size)]
+    items: Annotated[list[AckItemRequest], BeforeValidator(_items_size), _MAX_ITEMS]
 
 
 class BatchNackRequest(BaseModel):
-    items: Annotated[list[NackItemRequest], BeforeValidator(_items_size)]
+    items: Annotated[list[NackItemRequest], BeforeValidator(_items_size), _MAX_ITEMS]
 
 
 class HeartbeatRequest(BaseModel):
@@ -202,19 +292,27 @@ class HeartbeatRequest(BaseModel):
 
 
 class ProvisionRequest(BaseModel):
-    email: str
-    rotate: bool = False
+    # Checked as an address by the view (Django's validator), at most 254 long.
+    email: Annotated[
+        str, WithJsonSchema({"type": "string", "format": "email", "maxLength": EMAIL_MAX_LENGTH})
+    ]
+    rotate: LaxBool = False
 
 
 def _empty_is_none(value: Any) -> Any:
     return None if value == "" else value
 
 
+# The filters of GET /jobs, as the query string carries them: empty means "no filter".
+QUEUE_FILTER = {"anyOf": [QUEUE_NAME, {"type": "string", "enum": [""]}]}
+STATUS_FILTER = {"type": "string", "enum": [*JobStatus.values, ""]}
+
+
 class ListJobsQuery(BaseModel):
     queue_name: Annotated[QueueName | None, BeforeValidator(_empty_is_none)] = None
     status: Annotated[JobStatus | None, BeforeValidator(_empty_is_none)] = None
-    limit: Annotated[int, Field(ge=1, le=200)] = 50
-    offset: Annotated[int, Field(ge=0, le=2**62)] = 0
+    limit: Limit = 50
+    offset: Offset = 0
 
 
 class JobPath(BaseModel):
@@ -223,6 +321,35 @@ class JobPath(BaseModel):
 
 class QueuePath(BaseModel):
     queue_name: QueueName
+
+
+def field_schema(model: type[BaseModel], name: str) -> dict[str, Any]:
+    """The JSON Schema of one field of ``model``, as a path or query parameter.
+
+    A parameter is text: a JSON boolean (a lax integer's other form) cannot
+    be sent in one, so that branch is left out.
+    """
+    schema: dict[str, Any] = model.model_json_schema()["properties"][name]
+    found = {key: value for key, value in schema.items() if key not in ("title", "default")}
+    if "anyOf" in found:
+        found["anyOf"] = [branch for branch in found["anyOf"] if branch.get("type") != "boolean"]
+    return found
+
+
+def openapi_postprocess(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular hook: add the recursive NUL-free JSON value the payloads refer to."""
+    result.setdefault("components", {}).setdefault("schemas", {})["NulFreeValue"] = NUL_FREE_VALUE
+    return _with_refs(result)
+
+
+def _with_refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        if set(node) == {"x-openqueue-ref"}:
+            return {"$ref": f"#/components/schemas/{node['x-openqueue-ref']}"}
+        return {key: _with_refs(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_refs(value) for value in node]
+    return node
 
 
 # --- Responses -------------------------------------------------------------------

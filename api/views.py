@@ -26,8 +26,12 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from api.errors import PayloadTooLarge
+from api.lax import UUID_TEXT
 from api.parsing import MISSING, is_small_body, parse_json_body, validate_all
 from api.schemas import (
+    IDEMPOTENCY_HEADER,
+    QUEUE_FILTER,
+    STATUS_FILTER,
     AckRequest,
     BatchAckRequest,
     BatchEnqueueOut,
@@ -52,6 +56,7 @@ from api.schemas import (
     QueuePath,
     QueueStatsListOut,
     ValidationErrorOut,
+    field_schema,
     iso,
     job_to_dict,
     json_size,
@@ -70,7 +75,19 @@ ERRORS = {
     429: OpenApiResponse(
         DetailOut, description="Rate limit exceeded, or too many failed authentications"
     ),
+    503: OpenApiResponse(DetailOut, description="Database unavailable (or read-only): retry"),
 }
+# The path parameters, as the server reads them (api/lax.py).
+JOB_ID = OpenApiParameter(
+    "job_id",
+    {"type": "string", "pattern": UUID_TEXT},
+    OpenApiParameter.PATH,
+    description="A UUID: hyphenated in any case, 32 hex digits, urn:uuid:... or {...}. "
+    "Anything else is 422.",
+)
+QUEUE_NAME = OpenApiParameter(
+    "queue_name", field_schema(QueuePath, "queue_name"), OpenApiParameter.PATH
+)
 
 
 class ApiView(APIView):
@@ -132,10 +149,14 @@ class JobsView(ApiView):
     @extend_schema(
         operation_id="list_jobs",
         parameters=[
-            OpenApiParameter("queue_name", str, description="Exact queue name"),
-            OpenApiParameter("status", str, enum=JobStatus.values),
-            OpenApiParameter("limit", int, description="1..200, default 50"),
-            OpenApiParameter("offset", int, description=">= 0, default 0"),
+            OpenApiParameter("queue_name", QUEUE_FILTER, description="Empty: every queue"),
+            OpenApiParameter("status", STATUS_FILTER, description="Empty: every status"),
+            OpenApiParameter(
+                "limit", field_schema(ListJobsQuery, "limit"), description="Default 50"
+            ),
+            OpenApiParameter(
+                "offset", field_schema(ListJobsQuery, "offset"), description="Default 0"
+            ),
         ],
         responses={200: JobListOut, **ERRORS},
         description="The caller's jobs, newest first (created_at DESC, id DESC).",
@@ -164,7 +185,7 @@ class JobsView(ApiView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                str,
+                IDEMPOTENCY_HEADER,
                 OpenApiParameter.HEADER,
                 description="1..255 printable ASCII characters. A repeat within "
                 "OPENQUEUE_IDEMPOTENCY_WINDOW_SECONDS returns the existing job (200).",
@@ -243,7 +264,11 @@ class JobStatusView(ApiView):
 
     http_method_names = ["get"]
 
-    @extend_schema(operation_id="get_job_status", responses={200: JobStatusOut, **ERRORS})
+    @extend_schema(
+        operation_id="get_job_status",
+        parameters=[JOB_ID],
+        responses={200: JobStatusOut, 404: DetailOut, **ERRORS},
+    )
     def get(self, request: Request, job_id: str) -> Response:
         (path,) = validate_all((JobPath, {"job_id": job_id}, "path"))
         job = services.get_job(owner=self.owner, job_id=path.job_id)
@@ -255,7 +280,11 @@ class JobDetailView(ApiView):
 
     http_method_names = ["get"]
 
-    @extend_schema(operation_id="get_job", responses={200: JobOut, 404: DetailOut, **ERRORS})
+    @extend_schema(
+        operation_id="get_job",
+        parameters=[JOB_ID],
+        responses={200: JobOut, 404: DetailOut, **ERRORS},
+    )
     def get(self, request: Request, job_id: str) -> Response:
         (path,) = validate_all((JobPath, {"job_id": job_id}, "path"))
         return Response(job_to_dict(services.get_job(owner=self.owner, job_id=path.job_id)))
@@ -269,6 +298,7 @@ class CancelView(ApiView):
 
     @extend_schema(
         operation_id="cancel_job",
+        parameters=[JOB_ID],
         request=None,
         responses={200: JobStatusOut, 404: DetailOut, **ERRORS},
         description="Only a pending job can be cancelled; anything else is 404.",
@@ -287,6 +317,7 @@ class LeaseView(ApiView):
 
     @extend_schema(
         operation_id="lease",
+        parameters=[QUEUE_NAME],
         request=LeaseRequest,
         responses={200: OpenApiResponse(LeaseOrNullOut, description="A lease, or null"), **ERRORS},
         description="Lease the next due job of the queue. No job: 200 with the body null. "
@@ -322,6 +353,7 @@ class AckView(ApiView):
 
     @extend_schema(
         operation_id="ack",
+        parameters=[JOB_ID],
         request=AckRequest,
         responses={200: JobStatusOut, 409: DetailOut, 413: DetailOut, **ERRORS},
     )
@@ -345,6 +377,7 @@ class NackView(ApiView):
 
     @extend_schema(
         operation_id="nack",
+        parameters=[JOB_ID],
         request=NackRequest,
         responses={200: JobStatusOut, 409: DetailOut, 413: DetailOut, **ERRORS},
         description="Retry after min(2^retry_count, 300) s, or move the job to the DLQ.",
@@ -375,6 +408,7 @@ class HeartbeatView(ApiView):
 
     @extend_schema(
         operation_id="heartbeat",
+        parameters=[JOB_ID],
         request=HeartbeatRequest,
         responses={200: JobStatusOut, 409: DetailOut, **ERRORS},
         description="Set the lease to expire lease_seconds from now.",
@@ -434,6 +468,7 @@ class BatchLeaseView(ApiView):
 
     @extend_schema(
         operation_id="lease_batch",
+        parameters=[QUEUE_NAME],
         request=BatchLeaseRequest,
         responses={200: BatchLeaseOut, **ERRORS},
         description=(

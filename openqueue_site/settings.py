@@ -311,6 +311,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # pydantic emits JSON Schema 2020-12 (anyOf with null), which is OpenAPI 3.1.
     "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # The recursive schema the job payloads refer to (api/schemas.py).
+        "api.schemas.openapi_postprocess",
+    ],
 }
 
 CORS_ALLOWED_ORIGINS_RAW = env_list("OPENQUEUE_CORS_ORIGINS", "*")
