@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help run test lint format check bench
+.PHONY: help run test lint format check bench venv
 
 help: ## List available targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -14,13 +14,17 @@ run: ## Run the development server (scripts/run.sh)
 test: ## Full test run: lint, migration check, SQLite + PostgreSQL legs
 	scripts/test.sh
 
-lint: ## Run ruff lint and format checks, and the type checker
+venv: ## Create .venv with the test and lint tools (make test does this itself)
+	@[ -x .venv/bin/python ] || python3 -m venv .venv
+	.venv/bin/pip install -q -r requirements-dev.txt
+
+lint: venv ## Run ruff lint and format checks, and the type checker
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
-format: ## Auto-format and auto-fix with ruff
+format: venv ## Auto-format and auto-fix with ruff
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
 check: test ## What CI runs (same as test)
 
-bench: ## Benchmark vs raw SQL (~5 min, fsync on); rewrites docs/benchmarks.md
+bench: venv ## Benchmark vs raw SQL (~5 min, fsync on); rewrites docs/benchmarks.md
 	.venv/bin/python bench/run.py --write-docs

@@ -31,6 +31,15 @@ from queues.tests.factories import UserFactory
 ROOT = Path(__file__).resolve().parent
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Without Chromium and without root to install it (scripts/test.sh).
+    if os.environ.get("OPENQUEUE_SKIP_BROWSER_TESTS") == "1":
+        skip = pytest.mark.skip(reason="OPENQUEUE_SKIP_BROWSER_TESTS=1")
+        for item in items:
+            if item.get_closest_marker("browser"):
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _record_db_vendor(record_testsuite_property: Callable[[str, object], None]) -> None:
     # scripts/test.sh checks this to prove the PostgreSQL leg really ran on PostgreSQL.

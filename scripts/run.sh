@@ -4,6 +4,16 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'make run: %s\n' "$*" >&2; exit 1; }
+
+PORT=${PORT:-8000}
+# Before anything is installed or a token minted: is the port free?
+if ! python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$PORT" 2>/dev/null; then
+    die "port $PORT on 127.0.0.1 is taken (another OpenQueue?). Start on another one: PORT=8001 make run"
+fi
 
 if [ ! -x .venv/bin/python ]; then
     say "Creating the virtualenv in .venv"
@@ -26,7 +36,6 @@ fi
 say "Migrating the database"
 .venv/bin/python manage.py migrate --noinput -v 0
 
-PORT=${PORT:-8000}
 .venv/bin/python manage.py bootstrap_demo --base-url "http://127.0.0.1:${PORT}"
 
 say "Serving on http://127.0.0.1:${PORT} (Ctrl-C stops)"

@@ -41,7 +41,8 @@ class Command(BaseCommand):
             out(f"  Password:     {password}   (shown once; change it in the admin)")
         else:
             out(
-                f"  Password:     set on first run (reset: python manage.py changepassword {email})"
+                "  Password:     set on first run "
+                f"(reset: .venv/bin/python manage.py changepassword {email})"
             )
         out(f"  API docs:     {base_url}/docs")
         out(f"  API token:    {issued.raw}")
@@ -57,4 +58,10 @@ class Command(BaseCommand):
             f"-H 'Authorization: Bearer {issued.raw}' \\"
         )
         out("       -H 'Content-Type: application/json' -d '{\"worker_id\": \"me\"}'")
+        out("  # ...then, with the job id and lease token from that answer, say it is done:")
+        out(
+            f"  curl -s -X POST {base_url}/jobs/JOB_ID/ack "
+            f"-H 'Authorization: Bearer {issued.raw}' \\"
+        )
+        out("       -H 'Content-Type: application/json' -d '{\"lease_token\": \"LEASE_TOKEN\"}'")
         out("")
