@@ -238,13 +238,13 @@ def probe_neighbour(url: str, token: str) -> None:
     )
 
 
-def probe_metrics_cardinality(url: str, token: str) -> None:
+def probe_metrics_cardinality(url: str, token: str, scrape_headers: dict[str, str]) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(timeout=60) as client:
 
         def scrape() -> tuple[int, float]:
             started = time.perf_counter()
-            response = client.get(url + "/metrics")
+            response = client.get(url + "/metrics", headers=scrape_headers)
             return len(response.content), time.perf_counter() - started
 
         size, seconds = scrape()
@@ -451,16 +451,15 @@ def main(argv: list[str] | None = None) -> int:
                             "metrics",
                             anonymous_scrape_in_prod=client.get(url + "/metrics").status_code,
                         )
-                    probe_metrics_cardinality(url, token)
                     fill_table(db, args.metrics_jobs)
                     probe_metrics_load(url, token, "anonymous", {})
                 # With a metrics token: 16 scrapers that are allowed in.
                 with bench_run.gunicorn(
                     db, Path(workdir), 2, None, {**prod, "OPENQUEUE_METRICS_TOKEN": scrape_token}
                 ) as (url, _):
-                    probe_metrics_load(
-                        url, token, "with the token", {"Authorization": f"Bearer {scrape_token}"}
-                    )
+                    allowed = {"Authorization": f"Bearer {scrape_token}"}
+                    probe_metrics_cardinality(url, token, allowed)
+                    probe_metrics_load(url, token, "with the token", allowed)
     return 0
 
 
