@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from queues.domain import JobNotCancellable, JobNotFound, LeaseMismatch
 from ratelimits.buckets import TooManyAuthFailures
+from schedules.services import ScheduleNotFound
 
 logger = logging.getLogger("openqueue.api")
 
@@ -72,6 +73,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return error_response(404, "Job not found")
     if isinstance(exc, JobNotCancellable):
         return error_response(404, "Job not found or not cancellable")
+    if isinstance(exc, ScheduleNotFound):
+        return error_response(404, "Schedule not found")
     if isinstance(exc, LeaseMismatch):
         return error_response(409, "Job not found, not leased, or lease token mismatch")
     if isinstance(exc, TooManyAuthFailures):

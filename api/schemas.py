@@ -12,13 +12,25 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from django.conf import settings
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, RootModel, WithJsonSchema
 
 from api.lax import NO_NUL, LaxBool, lax_int
-from queues.models import INT32_MAX, INT32_MIN, QUEUE_NAME_MAX_LENGTH, Job, JobStatus
+from queues.control import QueueInfo
+from queues.models import (
+    INT32_MAX,
+    INT32_MIN,
+    MAX_IN_FLIGHT_LIMIT,
+    QUEUE_NAME_MAX_LENGTH,
+    Job,
+    JobAttempt,
+    JobStatus,
+)
+from schedules import cron
+from schedules.models import NAME_PATTERN as SCHEDULE_NAME_PATTERN
+from schedules.models import Schedule
 
 EMAIL_MAX_LENGTH = 254  # accounts.User.email
 
@@ -323,6 +335,106 @@ class QueuePath(BaseModel):
     queue_name: QueueName
 
 
+# --- Queue control, attempts, schedules (contract A.4) ------------------------------
+
+if TYPE_CHECKING:
+    MaxInFlight = int
+else:
+    MaxInFlight = lax_int(1, MAX_IN_FLIGHT_LIMIT)
+
+
+class QueuePatchRequest(BaseModel):
+    """``PATCH /queues/{name}``: either key may be left out (``model_fields_set`` says which)."""
+
+    paused: LaxBool = False
+    max_in_flight: Annotated[
+        MaxInFlight | None,
+        Field(description=f"1..{MAX_IN_FLIGHT_LIMIT}, or null for no limit."),
+    ] = None
+
+
+class PurgeRequest(BaseModel):
+    status: Annotated[
+        Literal["pending", "dead"], Field(description="Which of the queue's jobs to delete.")
+    ]
+
+
+def _cron(value: str) -> str:
+    try:
+        cron.expand(value)
+    except cron.CronError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        cron.zone(value)
+    except cron.CronError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+# A cron expression is more than a regular expression can say (a day that
+# never comes, a range backwards): the schema names the format, "cron", and
+# the description says what it takes (the schema fuzzer generates valid ones).
+CronText = Annotated[
+    str,
+    AfterValidator(_no_nul),
+    AfterValidator(_cron),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "cron",
+            "description": "Five fields (minute hour day-of-month month day-of-week) with *, "
+            "lists, ranges, steps and names, or @hourly, @daily, @weekly, @monthly, @yearly "
+            f"(@midnight, @annually); at most {cron.MAX_LENGTH} characters.",
+            "examples": ["*/15 * * * *", "0 9 * * MON-FRI", "@daily"],
+        }
+    ),
+]
+TimeZone = Annotated[
+    str,
+    AfterValidator(_no_nul),
+    AfterValidator(_timezone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(cron.zone_names()),
+            "description": "An IANA time zone name.",
+            "examples": ["UTC", "Europe/Berlin"],
+        }
+    ),
+]
+JsonValue = Annotated[Any, AfterValidator(_no_nul), WithJsonSchema(_NUL_FREE)]
+
+
+class ScheduleRequest(BaseModel):
+    """``PUT /schedules/{name}``: the whole schedule (what is left out takes its default)."""
+
+    queue_name: QueueName
+    cron: CronText
+    timezone: TimeZone = "UTC"
+    payload: Annotated[JsonValue, Field(description="Any JSON value; default {}.")] = None
+    priority: Int32 = 0
+    max_retries: MaxRetries = 3
+    enabled: LaxBool = True
+
+
+class SchedulePath(BaseModel):
+    name: Annotated[
+        str,
+        Field(pattern=SCHEDULE_NAME_PATTERN),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": SCHEDULE_NAME_PATTERN,
+                "description": "1..100 characters of A-Z, a-z, 0-9, _ . : -",
+            }
+        ),
+    ]
+
+
 def field_schema(model: type[BaseModel], name: str) -> dict[str, Any]:
     """The JSON Schema of one field of ``model``, as a path or query parameter.
 
@@ -378,6 +490,56 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
+    }
+
+
+def job_detail_to_dict(job: Job) -> dict[str, Any]:
+    """``GET /jobs/{id}/detail``: the Job object with ``schedule_name`` appended (A.4)."""
+    return {**job_to_dict(job), "schedule_name": job.schedule_name}
+
+
+def queue_to_dict(info: QueueInfo) -> dict[str, Any]:
+    """The queue object (contract A.4), keys in the contract's order."""
+    return {
+        "queue_name": info.queue_name,
+        "paused": info.paused,
+        "max_in_flight": info.max_in_flight,
+        "ready": info.ready,
+        "scheduled": info.scheduled,
+        "in_flight": info.in_flight,
+        "dead": info.dead,
+        "oldest_ready_age_seconds": info.oldest_ready_age_seconds,
+    }
+
+
+def attempt_to_dict(attempt: JobAttempt) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "worker_id": attempt.worker_id,
+        "leased_at": iso(attempt.leased_at),
+        "lease_expires_at": iso(attempt.lease_expires_at),
+        "finished_at": iso(attempt.finished_at),
+        "outcome": attempt.outcome,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
+    }
+
+
+def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
+    """The schedule object (contract A.4): the PUT body's fields, then the schedule's own."""
+    return {
+        "name": schedule.name,
+        "queue_name": schedule.queue_name,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "payload": schedule.payload,
+        "priority": schedule.priority,
+        "max_retries": schedule.max_retries,
+        "enabled": schedule.enabled,
+        "next_run_at": iso(schedule.next_run_at),
+        "last_run_at": iso(schedule.last_run_at),
+        "created_at": iso(schedule.created_at),
+        "updated_at": iso(schedule.updated_at),
     }
 
 
@@ -475,6 +637,64 @@ class QueueStatsOut(BaseModel):
 
 
 class QueueStatsListOut(RootModel[list[QueueStatsOut]]):
+    pass
+
+
+class JobDetailOut(JobOut):
+    schedule_name: str | None
+
+
+class QueueOut(BaseModel):
+    queue_name: str
+    paused: bool
+    max_in_flight: int | None
+    ready: int
+    scheduled: int
+    in_flight: int
+    dead: int
+    oldest_ready_age_seconds: float | None
+
+
+class QueueListOut(RootModel[list[QueueOut]]):
+    pass
+
+
+class PurgeOut(BaseModel):
+    deleted: int
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    worker_id: str | None
+    leased_at: datetime
+    lease_expires_at: datetime
+    finished_at: datetime | None
+    outcome: Literal["in_progress", "acked", "nacked", "lease_expired", "cancelled"]
+    error: str | None
+    duration_ms: int | None
+
+
+class AttemptsOut(BaseModel):
+    job_id: uuid.UUID
+    attempts: list[AttemptOut]
+
+
+class ScheduleOut(BaseModel):
+    name: str
+    queue_name: str
+    cron: str
+    timezone: str
+    payload: Any
+    priority: int
+    max_retries: int
+    enabled: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScheduleListOut(RootModel[list[ScheduleOut]]):
     pass
 
 

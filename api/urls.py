@@ -9,7 +9,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from api import probes, views
+from api import probes, queue_control, schedules, views
 from api.provision import ProvisionView
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
@@ -33,6 +33,26 @@ urlpatterns = [
     path("leases/ack", views.BatchAckView.as_view(), name="leases-ack"),
     path("leases/nack", views.BatchNackView.as_view(), name="leases-nack"),
     path("dashboard/queues", views.QueueStatsView.as_view(), name="queue-stats"),
+    # Queue control, attempts and schedules (contract A.4).
+    path("queues", queue_control.QueuesView.as_view(), name="queues"),
+    path("queues/<str:queue_name>", queue_control.QueueView.as_view(), name="queue"),
+    path(
+        "queues/<str:queue_name>/purge",
+        queue_control.QueuePurgeView.as_view(),
+        name="queue-purge",
+    ),
+    path(
+        "jobs/<str:job_id>/attempts",
+        queue_control.JobAttemptsView.as_view(),
+        name="job-attempts",
+    ),
+    path("schedules", schedules.SchedulesView.as_view(), name="schedules"),
+    path("schedules/<str:name>", schedules.ScheduleView.as_view(), name="schedule"),
+    path(
+        "schedules/<str:name>/trigger",
+        schedules.ScheduleTriggerView.as_view(),
+        name="schedule-trigger",
+    ),
     path("admin/provision", ProvisionView.as_view(), name="provision"),
     path("health", probes.HealthView.as_view(), name="health"),
     path("ready", probes.ReadyView.as_view(), name="ready"),

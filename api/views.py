@@ -45,8 +45,8 @@ from api.schemas import (
     EnqueueRequest,
     HeartbeatRequest,
     IdempotencyHeader,
+    JobDetailOut,
     JobListOut,
-    JobOut,
     JobPath,
     JobStatusOut,
     LeaseOrNullOut,
@@ -58,6 +58,7 @@ from api.schemas import (
     ValidationErrorOut,
     field_schema,
     iso,
+    job_detail_to_dict,
     job_to_dict,
     json_size,
 )
@@ -90,12 +91,16 @@ QUEUE_NAME = OpenApiParameter(
 )
 
 
+# The methods whose requests carry a JSON body.
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
 class ApiView(APIView):
     """Base of the authenticated API views."""
 
     # Rate-limit actions (api/throttling.py) by HTTP method.
     rate_limit_actions: dict[str, str] = {}
-    # POST routes whose body is parsed (before authentication, as the original).
+    # Routes whose POST, PUT or PATCH body is parsed (before authentication, as the original).
     parses_body = True
 
     @property
@@ -109,7 +114,7 @@ class ApiView(APIView):
             # Routing comes first in the original: a wrong method is 405 even without a token.
             raise exceptions.MethodNotAllowed(method)
         self.body = MISSING
-        if method != "POST" or not self.parses_body:
+        if method not in BODY_METHODS or not self.parses_body:
             super().initial(request, *args, **kwargs)
         elif is_small_body(request._request):
             # As the original: malformed JSON is 422 before the credentials.
@@ -283,11 +288,13 @@ class JobDetailView(ApiView):
     @extend_schema(
         operation_id="get_job",
         parameters=[JOB_ID],
-        responses={200: JobOut, 404: DetailOut, **ERRORS},
+        responses={200: JobDetailOut, 404: DetailOut, **ERRORS},
+        description="The job; schedule_name names the schedule that enqueued it (else null).",
     )
     def get(self, request: Request, job_id: str) -> Response:
         (path,) = validate_all((JobPath, {"job_id": job_id}, "path"))
-        return Response(job_to_dict(services.get_job(owner=self.owner, job_id=path.job_id)))
+        job = services.get_job(owner=self.owner, job_id=path.job_id)
+        return Response(job_detail_to_dict(job))
 
 
 class CancelView(ApiView):

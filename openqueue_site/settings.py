@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "accounts",
     "ratelimits",
     "queues",
+    "schedules",
     "api",
     "console",
 ]
@@ -403,12 +404,21 @@ OPENQUEUE_RATE_LIMITS = {
     "ack": env_rate("OPENQUEUE_RATE_LIMIT_ACK", (20, 50)),
     "nack": env_rate("OPENQUEUE_RATE_LIMIT_NACK", (20, 50)),
     "heartbeat": env_rate("OPENQUEUE_RATE_LIMIT_HEARTBEAT", (20, 50)),
+    # The routes beyond the original (contract A.4).
+    "queues": env_rate("OPENQUEUE_RATE_LIMIT_QUEUES", (5, 20)),
+    "queue_control": env_rate("OPENQUEUE_RATE_LIMIT_QUEUE_CONTROL", (2, 10)),
+    "attempts": env_rate("OPENQUEUE_RATE_LIMIT_ATTEMPTS", (5, 20)),
+    "schedules": env_rate("OPENQUEUE_RATE_LIMIT_SCHEDULES", (5, 20)),
+    "schedule_control": env_rate("OPENQUEUE_RATE_LIMIT_SCHEDULE_CONTROL", (5, 30)),
 }
 # Failed bearer authentications (and every /admin/provision call) per client
 # address: brute-force protection, checked before any token is hashed. Applies
 # even when OPENQUEUE_RATE_LIMIT_ENABLED is off; this setting alone turns it off.
 OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED = env_bool("OPENQUEUE_AUTH_FAILURE_LIMIT_ENABLED", True)
 OPENQUEUE_AUTH_FAILURE_LIMIT = env_rate("OPENQUEUE_AUTH_FAILURE_LIMIT", (1, 20))
+# Attempts kept per job (GET /jobs/{id}/attempts): the oldest are dropped
+# first, the attempt numbers keep counting. At least 2 (queues/store/postgres.py).
+OPENQUEUE_MAX_ATTEMPTS_KEPT = env_int("OPENQUEUE_MAX_ATTEMPTS_KEPT", 25, minimum=2)
 # How long an Idempotency-Key keeps returning the job it created (24 h).
 OPENQUEUE_IDEMPOTENCY_WINDOW_SECONDS = env_int(
     "OPENQUEUE_IDEMPOTENCY_WINDOW_SECONDS", 86400, minimum=1
@@ -431,6 +441,15 @@ if OPENQUEUE_MAINTENANCE_BATCH_SIZE > 50_000:
     raise ImproperlyConfigured("OPENQUEUE_MAINTENANCE_BATCH_SIZE must be at most 50000.")
 OPENQUEUE_MAINTENANCE_INTERVAL_SECONDS = env_int(
     "OPENQUEUE_MAINTENANCE_INTERVAL_SECONDS", 30, minimum=1
+)
+# Between passes, run_maintenance --loop fires due schedules this often (one
+# indexed query when none is due), so a schedule fires within about this
+# many seconds of its time.
+OPENQUEUE_SCHEDULE_CHECK_SECONDS = env_int("OPENQUEUE_SCHEDULE_CHECK_SECONDS", 1, minimum=1)
+# Days the record of each fired occurrence is kept (the console lists them).
+# 0 keeps them forever.
+OPENQUEUE_RETENTION_SCHEDULE_RUNS_DAYS = env_int(
+    "OPENQUEUE_RETENTION_SCHEDULE_RUNS_DAYS", 7, minimum=0
 )
 
 # --- Logging --------------------------------------------------------------------------

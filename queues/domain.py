@@ -29,10 +29,12 @@ class LeaseMismatch(Exception):
 @dataclass(frozen=True)
 class NewJob:
     queue_name: str
-    payload: dict[str, Any]
+    payload: Any
     priority: int = 0
     max_retries: int = 3
     run_at: datetime | None = None
+    # The schedule that enqueues it (schedules/services.py); None for other jobs.
+    schedule_name: str | None = None
 
     def as_item(self, job_id: uuid.UUID) -> dict[str, Any]:
         """The values of queues/services.NEW_JOB's ``Item`` fields for this job."""
@@ -43,6 +45,7 @@ class NewJob:
             "priority": self.priority,
             "max_retries": self.max_retries,
             "run_at": self.run_at,
+            "schedule_name": self.schedule_name,
         }
 
 
@@ -60,6 +63,26 @@ class Lease:
     lease_expires_at: datetime
     # The job's previous lease had expired: this lease recovers it.
     recovered: bool = False
+
+
+# Why a lease got no job although the queue may hold some: its settings.
+REFUSED_PAUSED = "paused"
+REFUSED_LIMITED = "max_in_flight"
+
+
+@dataclass(frozen=True)
+class LeaseRound:
+    """One lease attempt's leases and, when it got none because of them, the queue's settings.
+
+    Truthy when it leased something: long-poll waits while it is not
+    (queues/longpoll.py), and ``blocked`` tells it what to wait for.
+    """
+
+    leases: list[Lease]
+    blocked: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.leases)
 
 
 @dataclass(frozen=True)

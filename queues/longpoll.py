@@ -57,13 +57,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from queues import metrics
+from queues.domain import REFUSED_LIMITED, REFUSED_PAUSED
 from queues.models import Job
 from queues.store import get_store
 
@@ -71,13 +72,29 @@ logger = logging.getLogger("openqueue.notify")
 
 POLL_SECONDS = 0.1
 DISCONNECTED_POLL_SECONDS = 0.5
+# A queue at its max_in_flight gets room when one of its jobs is acked or
+# nacked, which notifies nobody (that would cost every ack a lookup of the
+# queue's settings): its waiters look again this often.
+LIMITED_POLL_SECONDS = 0.25
 # How long one notifies() call blocks: the listener thread checks that its
 # connection is alive at least this often.
 LISTEN_TIMEOUT_SECONDS = 5.0
 RECONNECT_BACKOFF_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
-T = TypeVar("T")
 Key = tuple[int, str]
+
+
+class Attempt(Protocol):
+    """One lease attempt's answer: truthy when it leased something (queues.domain.LeaseRound)."""
+
+    @property
+    def blocked(self) -> str | None:
+        """Why it got nothing although the queue may hold jobs: "paused", "max_in_flight"."""
+
+    def __bool__(self) -> bool: ...
+
+
+T = TypeVar("T", bound=Attempt)
 
 
 class _Waiter:
@@ -226,7 +243,8 @@ class Hub:
                 continue
             if wakeup is not None:  # None: stop()'s interruption
                 owner_id, queue_name, count = wakeup
-                self.wake((owner_id, queue_name), count)
+                # A count of 0 wakes them all (a queue was resumed or its limit changed).
+                self.wake((owner_id, queue_name), count or None)
 
     def stop(self) -> None:
         """Close the listening connection and end its thread (tests: before the DB is dropped)."""
@@ -259,7 +277,10 @@ def wait_for(
     """Call ``attempt`` until it returns something truthy or ``wait_seconds`` pass.
 
     ``attempt`` is one lease attempt (queues/services.py); its last result
-    is returned, so a timeout returns its empty answer.
+    is returned, so a timeout returns its empty answer. A paused queue's
+    waiters sleep until a notification (resuming sends one) or the deadline;
+    a queue at its max_in_flight is looked at again every
+    ``LIMITED_POLL_SECONDS``.
     A request that starts waiting counts in ``openqueue_lease_waits_total``.
     """
     if wait_seconds <= 0:
@@ -278,9 +299,14 @@ def wait_for(
             if polling:
                 pause = POLL_SECONDS
             else:
-                now = timezone.now()
-                due = Job.objects.next_leasable_at(owner_id, queue_name, now)
-                pause = left if due is None else max((due - now).total_seconds(), 0.0)
+                if result.blocked == REFUSED_PAUSED:
+                    pause = left  # until resumed
+                else:
+                    now = timezone.now()
+                    due = Job.objects.next_leasable_at(owner_id, queue_name, now)
+                    pause = left if due is None else max((due - now).total_seconds(), 0.0)
+                    if result.blocked == REFUSED_LIMITED:
+                        pause = min(pause, LIMITED_POLL_SECONDS)
                 if not hub.listening.is_set():
                     pause = min(pause, DISCONNECTED_POLL_SECONDS)
             _release_connection()

@@ -36,7 +36,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from queues.models import Job, JobStatus
+from queues.models import Job, JobStatus, QueueSettings
 from queues.store import get_store
 
 logger = logging.getLogger("openqueue.jobs")
@@ -53,6 +53,17 @@ LEASE_WAITS = Counter(
     "openqueue_lease_waits_total",
     "Long-poll leases (wait_seconds > 0) that found no job and started waiting.",
     ["queue_name"],
+)
+LEASE_REFUSED = Counter(
+    "openqueue_lease_refused_total",
+    "Leases that got no job because the queue is paused or at its max_in_flight "
+    "(not counted in openqueue_jobs_lease_empty_total).",
+    ["queue_name", "reason"],
+)
+SCHEDULE_RUNS = Counter(
+    "openqueue_schedule_runs_total",
+    "Jobs enqueued by a schedule: a cron occurrence fired, or a trigger.",
+    ["schedule_name"],
 )
 ACKED = Counter("openqueue_jobs_acked_total", "Jobs completed by ack.", ["queue_name"])
 NACKED = Counter(
@@ -227,6 +238,11 @@ def record_lease_empty(queue_name: str) -> None:
     LEASE_EMPTY.labels(queue_labels.of(queue_name, exists=False)).inc()
 
 
+def record_lease_refused(queue_name: str, reason: str) -> None:
+    """A lease answered empty because the queue is paused or at its max_in_flight."""
+    LEASE_REFUSED.labels(queue_labels.of(queue_name, exists=False), reason).inc()
+
+
 def record_lease_wait(queue_name: str) -> None:
     """A long-poll lease found no job and started waiting (queues/longpoll.py)."""
     LEASE_WAITS.labels(queue_labels.of(queue_name, exists=False)).inc()
@@ -292,6 +308,50 @@ def record_reaped(*, job_id: uuid.UUID, queue_name: str) -> None:
     logger.info(
         "job_reaped",
         extra={"job_id": str(job_id), "queue_name": queue_name, "outcome": "requeued"},
+    )
+
+
+class BoundedLabels:
+    """Label values taken as they come, at most ``cap`` of them per process; then ``other``."""
+
+    OTHER = "other"
+
+    def __init__(self, cap: Callable[[], int]) -> None:
+        self._cap = cap
+        self._names: set[str] = set()
+        self._lock = threading.Lock()
+
+    def of(self, name: str) -> str:
+        if name in self._names:
+            return name
+        with self._lock:
+            if len(self._names) < self._cap():
+                self._names.add(name)
+                return name
+        return self.OTHER
+
+    def forget(self) -> None:
+        with self._lock:
+            self._names.clear()
+
+
+# Schedule names are the tenants' to choose: bounded like queue names.
+schedule_labels = BoundedLabels(lambda: settings.OPENQUEUE_METRICS_MAX_QUEUES)
+
+
+def record_schedule_run(
+    *, schedule_name: str, queue_name: str, job_id: uuid.UUID, occurrence: datetime | None
+) -> None:
+    """A schedule enqueued a job: ``occurrence`` is the cron time it fired for (None: a trigger)."""
+    SCHEDULE_RUNS.labels(schedule_labels.of(schedule_name)).inc()
+    logger.info(
+        "schedule_fired" if occurrence is not None else "schedule_triggered",
+        extra={
+            "schedule_name": schedule_name,
+            "queue_name": queue_name,
+            "job_id": str(job_id),
+            "occurrence": occurrence.isoformat() if occurrence is not None else None,
+        },
     )
 
 
@@ -365,6 +425,11 @@ class DatabaseCollector(Collector):
             "Processing jobs whose lease has expired and that nobody has recovered yet.",
             labels=["queue_name"],
         )
+        paused = GaugeMetricFamily(
+            "openqueue_queue_paused",
+            "Queues of this name that are paused (one per tenant: 1 or 0 with a single tenant).",
+            labels=["queue_name"],
+        )
         up = GaugeMetricFamily(
             "openqueue_database_up", "1 when the scrape-time job gauges could be read."
         )
@@ -380,6 +445,11 @@ class DatabaseCollector(Collector):
                         "pk", filter=Q(status=JobStatus.PROCESSING, locked_until__lt=now)
                     ),
                 )
+            )
+            configured = list(
+                QueueSettings.objects.order_by()
+                .values("queue_name")
+                .annotate(n=Count("pk", filter=Q(paused=True)))
             )
         except Exception:
             metrics_logger.exception("metrics_database_query_failed")
@@ -406,5 +476,10 @@ class DatabaseCollector(Collector):
             age = 0.0 if queue["oldest"] is None else (now - queue["oldest"]).total_seconds()
             oldest.add_metric([name], max(age, 0.0))
             expired.add_metric([name], queue["expired"])
+        paused_by_label: Tally[str] = Tally()
+        for row in configured:
+            paused_by_label[queue_labels.of(row["queue_name"])] += row["n"]
+        for name, count in sorted(paused_by_label.items()):
+            paused.add_metric([name], count)
         up.add_metric([], 1)
-        yield from (jobs, oldest, expired, up)
+        yield from (jobs, oldest, expired, paused, up)

@@ -151,6 +151,12 @@ class Job(models.Model):
     # and when it stops deduplicating. NULL for jobs enqueued without a key.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     idempotency_expires_at = models.DateTimeField(null=True, blank=True)
+    # Leases this job has had: the number of its latest attempt (JobAttempt),
+    # still counting when the oldest attempts have been dropped.
+    attempt_count = models.IntegerField(default=0, db_default=0)
+    # The schedule that enqueued it (schedules/), kept as text: the job
+    # outlives a deleted or renamed schedule.
+    schedule_name = models.CharField(max_length=100, null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
@@ -242,6 +248,100 @@ class DeadJob(Job):
         proxy = True
         verbose_name = "dead job"
         verbose_name_plural = "Dead-letter queue"
+
+
+class AttemptOutcome(models.TextChoices):
+    IN_PROGRESS = "in_progress"
+    ACKED = "acked"
+    NACKED = "nacked"
+    LEASE_EXPIRED = "lease_expired"
+    # An operator took the job from its worker (bury_jobs on a processing job).
+    CANCELLED = "cancelled"
+
+
+class JobAttempt(models.Model):
+    """One lease of a job, from the lease to its ack, nack or expiry.
+
+    Written by the same statements as the job's transition (queues/services.py,
+    docs/decisions/0008-attempts-in-their-own-table.md): a lease inserts one,
+    and what ends the lease ends it. At most OPENQUEUE_MAX_ATTEMPTS_KEPT per
+    job, deleted with the job.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # The unique (job, attempt) index serves every lookup by job.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts", db_index=False)
+    attempt = models.IntegerField()
+    worker_id = models.TextField(null=True, blank=True)
+    leased_at = models.DateTimeField()
+    # Moved by heartbeats while the attempt is in progress.
+    lease_expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
+    error = models.TextField(null=True, blank=True)
+
+    class Meta:
+        db_table = "job_attempts"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "attempt"], name="job_attempts_job_attempt_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome__in=AttemptOutcome.values), name="job_attempts_outcome_check"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} of {self.job_id} ({self.outcome})"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.finished_at is None:
+            return None
+        return int((self.finished_at - self.leased_at).total_seconds() * 1000)
+
+
+MAX_IN_FLIGHT_LIMIT = 100_000
+
+
+class QueueSettings(models.Model):
+    """A tenant's settings for one queue; the row appears on the first change.
+
+    A queue with no row is unpaused and unlimited, so queues nobody
+    configures cost nothing (the lease reads this table in its own statement).
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="queue_settings",
+        db_column="user_id",
+    )
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
+    # Leases nothing while paused; enqueues and running jobs carry on.
+    paused = models.BooleanField(default=False, db_default=False)
+    # At most this many of the queue's jobs hold a valid lease at once; NULL: no limit.
+    max_in_flight = models.IntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "queue_settings"
+        verbose_name = "queue"
+        verbose_name_plural = "queues"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "queue_name"], name="queue_settings_owner_queue_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_in_flight__isnull=True)
+                | Q(max_in_flight__gte=1, max_in_flight__lte=MAX_IN_FLIGHT_LIMIT),
+                name="queue_settings_max_in_flight_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.queue_name
 
 
 def job_field(name: str) -> models.Field[Any, Any]:

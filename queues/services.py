@@ -59,6 +59,8 @@ from django.utils import timezone
 from accounts.models import User
 from queues import longpoll, metrics
 from queues.domain import (
+    REFUSED_LIMITED,
+    REFUSED_PAUSED,
     AckItem,
     Enqueued,
     Finished,
@@ -66,33 +68,49 @@ from queues.domain import (
     JobNotFound,
     Lease,
     LeaseMismatch,
+    LeaseRound,
     NackItem,
     NewJob,
     Reaped,
     finished,
 )
 from queues.ids import uuid7
-from queues.models import FINISHED_STATUSES, DeadReason, Job, JobStatus
+from queues.models import (
+    FINISHED_STATUSES,
+    AttemptOutcome,
+    DeadReason,
+    Job,
+    JobAttempt,
+    JobStatus,
+)
 from queues.store import get_store
 from queues.store.spec import (
+    LIMITED,
     NEW_TOKEN,
     NOW,
+    PAUSED,
+    UNCOUNTED,
     AfterBackoff,
     Arg,
+    AttemptCol,
+    Attempts,
     Branch,
     Cmp,
     Coalesce,
     Col,
     Cond,
     Const,
+    Gate,
     If,
     In,
     Item,
     LeaseSpec,
     NullIfBlank,
+    Or,
     Plus,
     Transition,
     Truthy,
+    Unlimited,
     all_of,
 )
 
@@ -123,6 +141,8 @@ RETRIES_LEFT = Cmp(Col("retry_count"), "<", Col("max_retries"))
 POISON = all_of(RECOVERED, Cmp(Col("lease_lost_count"), ">=", Col("max_retries")))
 # The caller's lease is the current one (ack, nack, heartbeat).
 LEASE_HELD = all_of(IS_PROCESSING, Cmp(Col("lease_token"), "=", Item("token")))
+# What a queue's max_in_flight counts: its jobs holding a valid lease.
+IN_FLIGHT = all_of(IS_PROCESSING, Cmp(Col("locked_until"), ">=", NOW))
 
 # What a transition writes, per field. Tables, so kept as written.
 # fmt: off
@@ -133,6 +153,7 @@ DIES = {"status": DEAD, "dead_at": NOW, "finished_at": NOW, "updated_at": NOW, *
 NEW_JOB = {
     "id": Item("id"), "owner": Arg("owner"), "queue_name": Item("queue_name"),
     "payload": Item("payload"), "priority": Item("priority"), "max_retries": Item("max_retries"),
+    "schedule_name": Item("schedule_name"),
     "status": PENDING, "retry_count": 0, "lease_lost_count": 0,
     "run_at": Coalesce(Item("run_at"), NOW), "created_at": NOW, "updated_at": NOW,
 }
@@ -140,6 +161,7 @@ TAKE_LEASE = {
     "status": PROCESSING, "lease_token": NEW_TOKEN, "locked_by": Arg("worker_id"),
     "locked_until": Arg("until"), "started_at": Coalesce(Col("started_at"), NOW), "updated_at": NOW,
     "lease_lost_count": Plus(Col("lease_lost_count"), If(RECOVERED, Const(1), Const(0))),
+    "attempt_count": Plus(Col("attempt_count"), Const(1)),
 }
 # A poison job's burial, when a lease or the reaper finds it. The DLQ says
 # why a job died: one without an error text (NULL, or the empty string a
@@ -149,11 +171,30 @@ BURY_POISON = {
     "error_text": Coalesce(NullIfBlank(Col("error_text")), Const("lease_expired")),
     "lease_lost_count": Plus(Col("lease_lost_count"), Const(1)),
 }
+# The attempt history (queues.models.JobAttempt). Every lease starts an
+# attempt, read from the job as the lease left it; whatever ends the lease
+# ends its attempt. An expired lease's attempt ended when the lease did, so a
+# re-lease, a poison burial or the reaper closes it at its expiry.
+OUTCOME = AttemptOutcome
+ATTEMPT_STARTS = {
+    "attempt": Col("attempt_count"), "worker_id": Col("locked_by"), "leased_at": NOW,
+    "lease_expires_at": Col("locked_until"), "outcome": OUTCOME.IN_PROGRESS,
+}
+EXPIRED = {"finished_at": AttemptCol("lease_expires_at"), "outcome": OUTCOME.LEASE_EXPIRED}
 LEASE = LeaseSpec(
     candidates=(DUE, LEASE_EXPIRED), order=LEASE_ORDER,
     writes=Branch(POISON, then=BURY_POISON, otherwise=TAKE_LEASE),
-    flags={"recovered": RECOVERED},
+    flags={"recovered": RECOVERED}, in_flight=IN_FLIGHT,
+    attempts=Attempts(
+        current=EXPIRED, current_flag="recovered", start=ATTEMPT_STARTS, start_when=IS_PROCESSING
+    ),
 )
+ACKED = Attempts(current={"finished_at": NOW, "outcome": OUTCOME.ACKED})
+NACKED = Attempts(current={"finished_at": NOW, "outcome": OUTCOME.NACKED, "error": Item("error")})
+HEARTBEAT_MOVES = Attempts(current={"lease_expires_at": Arg("until")})
+REAPED = Attempts(current=EXPIRED)
+# A processing job an operator buries loses its lease; a pending one has no attempt open.
+TAKEN_BY_OPERATOR = Attempts(current={"finished_at": NOW, "outcome": OUTCOME.CANCELLED})
 ACK = {
     "status": COMPLETED, "result": Item("result"), "error_text": None,
     "updated_at": NOW, "finished_at": NOW, **NO_LEASE,
@@ -178,8 +219,11 @@ NACK = Branch(
     },
 )
 # From now, not from the old expiry: a heartbeat may shorten a lease, and it
-# revives an expired lease that nobody has re-leased (contract §3.14).
+# revives an expired lease that nobody has re-leased (contract §3.14) -
+# except in a queue with max_in_flight, where the revived lease could exceed
+# the limit that leases were counted against: there it is lost (409).
 HEARTBEAT = {"locked_until": Arg("until"), "updated_at": NOW}
+HEARTBEAT_HELD = all_of(LEASE_HELD, Or((Cmp(Col("locked_until"), ">=", NOW), Unlimited())))
 CANCEL = {"status": CANCELLED, "updated_at": NOW, "finished_at": NOW}
 # The reaper returns an expired lease to pending (a poison job to the DLQ).
 REAP = Branch(POISON, then=BURY_POISON, otherwise={
@@ -285,22 +329,27 @@ def lease_jobs(
     has expired competes like a pending one; re-leasing it counts
     ``lease_lost_count``. A poison job goes to the DLQ with ``dead_reason =
     "lease_expired"`` instead, and does not count: the next candidates are
-    tried for the gap.
+    tried for the gap. A paused queue leases nothing; one with
+    ``max_in_flight`` at most what is left of it (queues/control.py).
 
     With ``wait_seconds``, a lease that finds nothing waits up to that long
     for a job (queues/longpoll.py) before it answers empty. An empty answer
-    counts once in ``openqueue_jobs_lease_empty_total``, however many
-    attempts the wait made.
+    counts once, however many attempts the wait made: in
+    ``openqueue_lease_refused_total`` when the queue's settings held it
+    back, in ``openqueue_jobs_lease_empty_total`` otherwise.
     """
-    leases = longpoll.wait_for(
+    found = longpoll.wait_for(
         owner_id=owner.pk,
         queue_name=queue_name,
         wait_seconds=wait_seconds,
         attempt=lambda: _lease(owner, queue_name, worker_id, lease_seconds, max_jobs, now),
     )
-    if not leases:
-        metrics.record_lease_empty(queue_name)
-    return leases
+    if not found.leases:
+        if found.blocked:
+            metrics.record_lease_refused(queue_name, found.blocked)
+        else:
+            metrics.record_lease_empty(queue_name)
+    return found.leases
 
 
 def lease_job(
@@ -332,30 +381,49 @@ def _lease(
     lease_seconds: int,
     max_jobs: int,
     now: datetime | None,
-) -> list[Lease]:
-    """One attempt of ``lease_jobs``: rounds of the engine's lease until nothing is buried."""
+) -> LeaseRound:
+    """One attempt of ``lease_jobs``: rounds of the engine's lease until nothing is buried.
+
+    A queue with ``max_in_flight`` answers ``uncounted`` to a plain lease
+    statement; the attempt then runs again in a transaction that holds the
+    queue's lock, so leasers of that queue count one after the other. Queues
+    without a limit never take that lock or pay for that second statement.
+    """
     now = now or timezone.now()
     store = get_store()
     until = now + timedelta(seconds=lease_seconds)
     args = {"worker_id": worker_id, "until": until}
+    keep = settings.OPENQUEUE_MAX_ATTEMPTS_KEPT
     leases: list[Lease] = []
     buried: list[Job] = []
-    # A round that buried poison jobs leaves a gap, filled by the next round.
-    # Rounds after the first run in a batch's transaction, so a failure cannot
-    # leave the first round's leases without anyone holding their tokens.
-    with transaction.atomic() if max_jobs > 1 else nullcontext():
-        while (need := max_jobs - len(leases)) > 0:
-            rows = store.lease(
-                spec=LEASE, owner_id=owner.pk, queue_name=queue_name, limit=need, now=now, args=args
-            )
-            for job, flags in rows:
-                if job.status == DEAD:
-                    buried.append(job)
-                else:
-                    token = cast(uuid.UUID, job.lease_token)  # a leased job has one
-                    leases.append(Lease(job, token, until, flags["recovered"]))
-            if not any(job.status == DEAD for job, _ in rows):
-                break
+    gate = Gate(UNCOUNTED, 0)
+    for exclusive in (False, True):
+        # A round that buried poison jobs leaves a gap, filled by the next round.
+        # Rounds after the first run in a batch's transaction, so a failure cannot
+        # leave the first round's leases without anyone holding their tokens.
+        with transaction.atomic() if max_jobs > 1 or exclusive else nullcontext():
+            while (need := max_jobs - len(leases)) > 0:
+                leased = store.lease(
+                    spec=LEASE,
+                    owner_id=owner.pk,
+                    queue_name=queue_name,
+                    limit=need,
+                    now=now,
+                    args=args,
+                    keep=keep,
+                    exclusive=exclusive,
+                )
+                gate = leased.gate
+                for job, flags in leased.rows:
+                    if job.status == DEAD:
+                        buried.append(job)
+                    else:
+                        token = cast(uuid.UUID, job.lease_token)  # a leased job has one
+                        leases.append(Lease(job, token, until, flags["recovered"]))
+                if not any(job.status == DEAD for job, _ in leased.rows):
+                    break
+        if gate.state != UNCOUNTED:
+            break
     # Recorded once the transaction is over, so a rolled-back lease is not counted.
     for job in buried:
         metrics.record_dead(
@@ -366,7 +434,12 @@ def _lease(
             now=now,
         )
     metrics.record_leased_batch(leases)
-    return leases
+    blocked = None
+    if gate.room == 0 and gate.state == PAUSED:
+        blocked = REFUSED_PAUSED
+    elif gate.room == 0 and gate.state == LIMITED:
+        blocked = REFUSED_LIMITED
+    return LeaseRound(leases, blocked)
 
 
 # --- Ack, nack, heartbeat, cancel -------------------------------------------------------
@@ -421,6 +494,7 @@ def ack_jobs(
         writes=ACK,
         returning=REPORTED,
         now=now,
+        attempts=ACKED,
     )
     outcomes = _per_item(items, covered, rows)
     metrics.record_acked_batch([done for done in outcomes if done is not None], now)
@@ -470,6 +544,7 @@ def nack_jobs(
         writes=NACK,
         returning=REPORTED,
         now=now,
+        attempts=NACKED,
     )
     store.notify(owner.pk, [row["queue_name"] for row in rows if row["status"] == PENDING])
     outcomes = _per_item(items, covered, rows)
@@ -517,11 +592,12 @@ def heartbeat_job(
     rows = get_store().update_items(
         owner_id=owner.pk,
         items=[{"id": job_id, "token": token} for token in covered.values()],
-        guard=LEASE_HELD,
+        guard=HEARTBEAT_HELD,
         writes=HEARTBEAT,
         returning=("id",),
         now=now,
         args={"until": until},
+        attempts=HEARTBEAT_MOVES,
     )
     if len(rows) != 1:
         raise LeaseMismatch()
@@ -551,6 +627,12 @@ def get_job(*, owner: User, job_id: uuid.UUID) -> Job:
         return Job.objects.for_owner(owner).get(pk=job_id)
     except Job.DoesNotExist:
         raise JobNotFound() from None
+
+
+def job_attempts(*, owner: User, job_id: uuid.UUID) -> tuple[Job, list[JobAttempt]]:
+    """The job and its kept attempts, oldest first (JobNotFound for another tenant's)."""
+    job = get_job(owner=owner, job_id=job_id)
+    return job, list(job.attempts.order_by("attempt"))
 
 
 # --- Operators (admin, console) -----------------------------------------------------------
@@ -654,6 +736,7 @@ def bury_jobs(
         batch_size=batch_size,
         on_batch=record,
         progress=progress,
+        attempts=TAKEN_BY_OPERATOR,
     )
 
 
@@ -711,6 +794,7 @@ def reap_expired_leases(
         now=now,
         batch_size=batch_size,
         on_batch=record,
+        attempts=REAPED,
     )
     return Reaped(requeued=counts[PENDING], buried=counts[DEAD])
 

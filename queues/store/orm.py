@@ -25,10 +25,12 @@ from django.db.models import (
     BooleanField,
     Case,
     DateTimeField,
+    Exists,
     F,
     Field,
     Func,
     IntegerField,
+    OuterRef,
     Q,
     QuerySet,
     UUIDField,
@@ -39,37 +41,45 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce as DbCoalesce
 from django.db.models.functions import NullIf
 
-from queues.models import Job, job_field
+from queues.models import Job, JobAttempt, QueueSettings, job_field
 from queues.store.spec import (
+    LIMITED,
+    OPEN,
+    PAUSED,
     AfterBackoff,
     And,
     Arg,
+    AttemptCol,
+    Attempts,
     Cmp,
     Coalesce,
     Col,
     Cond,
     Const,
     Expr,
+    Gate,
     If,
     In,
     Item,
+    Leased,
     LeaseSpec,
     NewToken,
     Now,
     NullIfBlank,
+    Or,
     Plus,
     Scope,
     Transition,
     Truthy,
+    Unlimited,
     Writes,
     build,
     columns_read,
+    evaluate,
     flatten,
     holds,
 )
 
-# A lease's rows and, per row, the spec's flags evaluated before it was written.
-Leased = list[tuple[Job, dict[str, bool]]]
 OnBatch = Callable[[list[dict[str, Any]]], None]
 
 T = TypeVar("T")
@@ -116,17 +126,24 @@ class _Render:
         now: datetime,
         args: Mapping[str, Any],
         items: Sequence[Mapping[str, Any]] = (),
+        key: str = "pk",
     ) -> None:
-        self.now, self.args, self.items = now, args, items
+        # ``key``: the field that holds an item's id (``job_id`` on attempts).
+        self.now, self.args, self.items, self.key = now, args, items, key
 
     def writes(self, transition: Transition) -> dict[str, Any]:
         return {
             name: self.expr(expr, job_field(name)) for name, expr in flatten(transition).items()
         }
 
+    def attempt_writes(self, writes: Writes) -> dict[str, Any]:
+        """Writes to attempts (``JobAttempt``): ``AttemptCol`` reads the attempt's own row."""
+        fields = {f.name: f for f in JobAttempt._meta.concrete_fields}
+        return {name: self.expr(expr, fields[name]) for name, expr in flatten(writes).items()}
+
     def expr(self, expr: Expr, field: Field) -> Any:
         match expr:
-            case Col(name):
+            case Col(name) | AttemptCol(name):
                 return F(name)
             case Const(value):
                 return Value(value, output_field=field)
@@ -139,7 +156,10 @@ class _Render:
                     return Value(self.items[0][name], output_field=field)
                 return Case(
                     *(
-                        When(pk=item["id"], then=Value(item[name], output_field=field))
+                        When(
+                            **{self.key: item["id"]},
+                            then=Value(item[name], output_field=field),
+                        )
                         for item in self.items
                     ),
                     default=Value(None, output_field=field),
@@ -185,8 +205,23 @@ class _Render:
                 for part in parts:
                     combined &= self.cond(part)
                 return combined
+            case Or(parts):
+                either = Q()
+                for part in parts:
+                    either |= self.cond(part)
+                return either
+            case Unlimited():
+                return ~Q(
+                    Exists(
+                        QueueSettings.objects.filter(
+                            owner_id=OuterRef("owner_id"),
+                            queue_name=OuterRef("queue_name"),
+                            max_in_flight__isnull=False,
+                        )
+                    )
+                )
             case Truthy(Item(name)):
-                return Q(pk__in=[item["id"] for item in self.items if item[name]])
+                return Q(**{f"{self.key}__in": [item["id"] for item in self.items if item[name]]})
         raise TypeError(f"the ORM engine cannot render {cond!r}")
 
 
@@ -215,6 +250,11 @@ def sort_in_order(rows: list[T], order: Sequence[str], value: Callable[[T, str],
             return value(row, name)
 
         rows.sort(key=by, reverse=key.startswith("-"))
+
+
+def _deleted_jobs(result: tuple[int, dict[str, int]]) -> int:
+    """Jobs deleted, from ``QuerySet.delete()``'s answer (whose total counts their attempts too)."""
+    return result[1].get(Job._meta.label, 0)
 
 
 def _job(row: Mapping[str, Any], using: str) -> Job:
@@ -328,31 +368,38 @@ class OrmStore:
         limit: int,
         now: datetime,
         args: Mapping[str, Any],
+        keep: int,
+        exclusive: bool = False,
     ) -> Leased:
         """Lock up to ``limit`` candidates in lease order and write ``spec.writes`` to them.
 
-        Each probe fetches at most ``limit`` rows through its own index,
-        skipping rows other leasers hold; the best ``limit`` of them are
-        written by one UPDATE. Runs in a transaction of its own, or in the
-        caller's without a savepoint.
+        The queue's settings decide how many it may take (``_gate``). Each
+        probe fetches at most that many rows through its own index, skipping
+        rows other leasers hold; the best of them are written by one UPDATE,
+        and their attempts recorded. Runs in a transaction of its own, or in
+        the caller's without a savepoint. ``exclusive`` changes nothing
+        here: a limited queue is always counted under its lock.
         """
         render = _Render(now, args)
         queue = Job.objects.filter(owner_id=owner_id, queue_name=queue_name)
         fields = list(dict.fromkeys(["id", *(key.lstrip("-") for key in spec.order)]))
         fields += sorted(columns_read(*spec.flags.values()) - set(fields))
         with transaction.atomic(savepoint=False):
+            gate = self._gate(spec, owner_id, queue_name, limit, render)
+            if not gate.room:
+                return Leased(rows=[], gate=gate)
             found = [
                 row
                 for cond in spec.candidates
                 for row in queue.filter(render.cond(cond))
                 .order_by(*spec.order)
                 .select_for_update(skip_locked=True)
-                .values(*fields)[:limit]
+                .values(*fields)[: gate.room]
             ]
             sort_in_order(found, spec.order, dict.__getitem__)
-            picked = found[:limit]
+            picked = found[: gate.room]
             if not picked:
-                return []
+                return Leased(rows=[], gate=gate)
             scope = Scope(now=now, args=args, item={})
             flags = {
                 row["id"]: {name: holds(cond, row, scope) for name, cond in spec.flags.items()}
@@ -361,10 +408,96 @@ class OrmStore:
             rows = Job.objects.filter(pk__in=list(flags)).update_returning(
                 _FIELDS, **render.writes(spec.writes)
             )
+            flag = spec.attempts.current_flag
+            open_ids = None if flag is None else {pk for pk, f in flags.items() if f[flag]}
+            self._record_attempts(
+                spec.attempts, rows, now=now, args=args, keep=keep, open_ids=open_ids
+            )
         leased = [(_job(row, queue.db), flags[row["id"]]) for row in rows]
         order = {row["id"]: index for index, row in enumerate(picked)}
         leased.sort(key=lambda pair: order[pair[0].id])
-        return leased
+        return Leased(rows=leased, gate=gate)
+
+    @staticmethod
+    def _gate(spec: LeaseSpec, owner_id: int, queue_name: str, limit: int, render: _Render) -> Gate:
+        """How many jobs the queue's settings let this lease take (inside its transaction).
+
+        A limited queue's settings row is locked first (a no-op on SQLite,
+        whose write transactions are serialized anyway), so two leasers
+        count one after the other, each seeing the other's leases.
+        """
+        settings_row = QueueSettings.objects.filter(owner_id=owner_id, queue_name=queue_name)
+        found = settings_row.values_list("paused", "max_in_flight").first()
+        if found is None or (not found[0] and found[1] is None):
+            return Gate(OPEN, limit)
+        if found[0]:
+            return Gate(PAUSED, 0)
+        locked = settings_row.select_for_update().values_list("paused", "max_in_flight").first()
+        if locked is None or locked[1] is None or locked[0]:
+            # Changed since the first read: go by what holds now.
+            return Gate(PAUSED, 0) if locked and locked[0] else Gate(OPEN, limit)
+        in_flight = (
+            Job.objects.filter(owner_id=owner_id, queue_name=queue_name)
+            .filter(render.cond(spec.in_flight))
+            .count()
+        )
+        return Gate(LIMITED, max(0, min(limit, locked[1] - in_flight)))
+
+    # --- Attempt history -------------------------------------------------------------
+
+    @staticmethod
+    def _record_attempts(
+        attempts: Attempts | None,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        now: datetime,
+        args: Mapping[str, Any],
+        items: Sequence[Mapping[str, Any]] = (),
+        keep: int = 0,
+        open_ids: set[Any] | None = None,
+    ) -> None:
+        """``attempts`` for the changed jobs ``rows`` (each with ``id``; their values after).
+
+        ``open_ids``, when the caller knows them: the jobs that can have an
+        attempt open (the others' ``current`` write is skipped). Inside the
+        transition's transaction: the history changes with the job or not at all.
+        """
+        if attempts is None or not rows:
+            return
+        ids = [row["id"] for row in rows]
+        if open_ids is not None:
+            ids = [pk for pk in ids if pk in open_ids]
+        if attempts.current is not None and ids:
+            changed = set(ids)
+            render = _Render(now, args, [i for i in items if i["id"] in changed], key="job_id")
+            JobAttempt.objects.filter(job_id__in=ids, finished_at__isnull=True).update(
+                **render.attempt_writes(attempts.current)
+            )
+        if attempts.start is not None:
+            scope = Scope(now=now, args=args, item={})
+            started = [
+                row
+                for row in rows
+                if attempts.start_when is None or holds(attempts.start_when, row, scope)
+            ]
+            JobAttempt.objects.bulk_create(
+                JobAttempt(
+                    job_id=row["id"],
+                    **{
+                        name: evaluate(expr, row, scope)
+                        for name, expr in flatten(attempts.start).items()
+                    },
+                )
+                for row in started
+            )
+            # Only jobs past ``keep`` attempts have any to drop.
+            over = [row["id"] for row in started if row["attempt_count"] > keep]
+            if over:
+                JobAttempt.objects.filter(
+                    job_id__in=over,
+                    finished_at__isnull=False,
+                    attempt__lte=F("job__attempt_count") - keep,
+                ).delete()
 
     # --- Guarded updates -------------------------------------------------------------
 
@@ -378,12 +511,13 @@ class OrmStore:
         returning: Sequence[str],
         now: datetime,
         args: Mapping[str, Any] | None = None,
+        attempts: Attempts | None = None,
     ) -> list[dict[str, Any]]:
         """One guarded UPDATE of the caller's jobs ``items[i]["id"]``; the rows it changed.
 
         ``guard`` may compare a field with an item's value (``lease_token =
         Item("token")``): each row must then match its own item. Item ids
-        must be distinct.
+        must be distinct. ``attempts`` are written in the same transaction.
         """
         if not items:
             return []
@@ -410,7 +544,12 @@ class OrmStore:
         guarded = Job.objects.filter(matched, owner_id=owner_id)
         for part in rest:
             guarded = guarded.filter(render.cond(part))
-        return guarded.update_returning(list(returning), **render.writes(writes))
+        if attempts is None:
+            return guarded.update_returning(list(returning), **render.writes(writes))
+        with transaction.atomic():
+            rows = guarded.update_returning(list(returning), **render.writes(writes))
+            self._record_attempts(attempts, rows, now=now, args=args or {}, items=items)
+        return rows
 
     def update_selection(
         self,
@@ -423,6 +562,7 @@ class OrmStore:
         batch_size: int,
         on_batch: OnBatch | None = None,
         progress: Callable[[int], None] | None = None,
+        attempts: Attempts | None = None,
     ) -> int:
         """``writes`` to the rows of ``jobs`` where ``guard`` holds; returns how many changed.
 
@@ -442,6 +582,7 @@ class OrmStore:
                 rows = Job.objects.filter(guard_q, pk__in=pks).update_returning(
                     list(returning), **values
                 )
+                self._record_attempts(attempts, rows, now=now, args={})
             changed += len(rows)
             if on_batch is not None and rows:
                 on_batch(rows)
@@ -459,6 +600,7 @@ class OrmStore:
         now: datetime,
         batch_size: int,
         on_batch: OnBatch | None = None,
+        attempts: Attempts | None = None,
     ) -> int:
         """Like ``update_selection`` for work several processes share (maintenance).
 
@@ -469,14 +611,16 @@ class OrmStore:
         render = _Render(now, {})
         guard_q = render.cond(guard)
         values = render.writes(writes)
-        changed = 0
-        for rows in self._locked_batches(
-            jobs,
-            batch_size,
-            lambda pks: Job.objects.filter(guard_q, pk__in=pks).update_returning(
+
+        def act(pks: list[uuid.UUID]) -> list[dict[str, Any]]:
+            rows = Job.objects.filter(guard_q, pk__in=pks).update_returning(
                 list(returning), **values
-            ),
-        ):
+            )
+            self._record_attempts(attempts, rows, now=now, args={})
+            return rows
+
+        changed = 0
+        for rows in self._locked_batches(jobs, batch_size, act):
             changed += len(rows)
             if on_batch is not None and rows:
                 on_batch(rows)
@@ -493,7 +637,7 @@ class OrmStore:
         deleted = 0
         for pks in self._pages(jobs, batch_size):
             with transaction.atomic():
-                deleted += Job.objects.filter(pk__in=pks).delete()[0]
+                deleted += _deleted_jobs(Job.objects.filter(pk__in=pks).delete())
             if progress is not None:
                 progress(deleted)
         return deleted
@@ -514,7 +658,9 @@ class OrmStore:
         guard_q = _Render(now, {}).cond(guard)
         deleted = 0
         for count in self._locked_batches(
-            jobs, batch_size, lambda pks: Job.objects.filter(guard_q, pk__in=pks).delete()[0]
+            jobs,
+            batch_size,
+            lambda pks: _deleted_jobs(Job.objects.filter(guard_q, pk__in=pks).delete()),
         ):
             deleted += count
             if progress is not None:
@@ -561,12 +707,19 @@ class OrmStore:
 
     def where(self, jobs: QuerySet[Job], cond: Cond, *, now: datetime) -> QuerySet[Job]:
         """The rows of ``jobs`` for which ``cond`` holds at ``now``."""
-        return jobs.filter(_Render(now, {}).cond(cond))
+        return jobs.filter(self.condition(cond, now=now))
+
+    def condition(self, cond: Cond, *, now: datetime) -> Q:
+        """``cond`` at ``now`` as a Q object (a filter, or an aggregate's filter)."""
+        return _Render(now, {}).cond(cond)
 
     # --- Waking long-poll leases ---------------------------------------------------
 
     def notify(self, owner_id: int, queue_names: Sequence[str]) -> None:
         """Tell waiting leases that jobs may be leasable: nothing to do, waiters poll."""
+
+    def wake_queue(self, owner_id: int, queue_name: str) -> None:
+        """Wake every lease waiting on the queue (it was resumed): nothing to do, waiters poll."""
 
     def open_listener(self) -> Any:
         raise NotImplementedError("the ORM engine has no LISTEN; long-poll leases poll")
@@ -577,11 +730,10 @@ class OrmStore:
         """The number of rows of ``queryset`` (exact here; PostgreSQL estimates big ones)."""
         return queryset.count()
 
-    def queue_names(self, using: str, limit: int) -> list[str]:
-        """The distinct queue names of every tenant, in order, at most ``limit``."""
-        return list(
-            Job.objects.using(using)
-            .order_by("queue_name")
-            .values_list("queue_name", flat=True)
-            .distinct()[:limit]
-        )
+    def queue_names(self, using: str, limit: int | None, owner_id: int | None = None) -> list[str]:
+        """Distinct queue names of every tenant (or ``owner_id``'s), in order, at most ``limit``."""
+        jobs = Job.objects.using(using)
+        if owner_id is not None:
+            jobs = jobs.filter(owner_id=owner_id)
+        names = jobs.order_by("queue_name").values_list("queue_name", flat=True).distinct()
+        return list(names if limit is None else names[:limit])

@@ -32,28 +32,34 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Field, QuerySet
 
-from queues.models import Job, job_field
-from queues.store.orm import Leased, OrmStore, sort_in_order
+from queues.models import Job, JobAttempt, QueueSettings, job_field
+from queues.store.orm import OrmStore, sort_in_order
 from queues.store.spec import (
     AfterBackoff,
     And,
     Arg,
+    AttemptCol,
+    Attempts,
     Cmp,
     Coalesce,
     Col,
     Cond,
     Const,
     Expr,
+    Gate,
     If,
     In,
     Item,
+    Leased,
     LeaseSpec,
     NewToken,
     Now,
     NullIfBlank,
+    Or,
     Plus,
     Transition,
     Truthy,
+    Unlimited,
     Writes,
     columns_read,
     flatten,
@@ -63,13 +69,29 @@ CHANNEL = "openqueue_jobs"
 _LITERAL = re.compile(r"^[A-Za-z0-9_.:-]*$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _JOBS = Job._meta.db_table
+_ATTEMPTS = JobAttempt._meta.db_table
+_SETTINGS = QueueSettings._meta.db_table
 
 
-def _column(name: str) -> str:
-    column = job_field(name).column
+def _identifier(column: str) -> str:
     if not _IDENTIFIER.match(column):
         raise ValueError(f"unexpected column name {column!r}")
     return column
+
+
+def _column(name: str) -> str:
+    return _identifier(job_field(name).column)
+
+
+def _attempt_field(name: str) -> Field[Any, Any]:
+    field = JobAttempt._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"JobAttempt.{name} is not a concrete field")
+    return field
+
+
+def _attempt_column(name: str) -> str:
+    return _identifier(_attempt_field(name).column)
 
 
 def _literal(value: Any) -> str:
@@ -100,8 +122,14 @@ class _Sql:
     and records the item's SQL type in ``item_types``.
     """
 
-    def __init__(self, alias: str, item_ref: Callable[[str, str], str] | None = None) -> None:
+    def __init__(
+        self,
+        alias: str,
+        item_ref: Callable[[str, str], str] | None = None,
+        attempt_alias: str = _ATTEMPTS,
+    ) -> None:
         self.alias = alias
+        self.attempt_alias = attempt_alias
         self.item_ref = item_ref or (lambda name, sql_type: f"item.{name}")
         self.item_types: dict[str, str] = {}
 
@@ -109,6 +137,12 @@ class _Sql:
         return ",\n    ".join(
             f"{_column(name)} = {self.expr(expr, job_field(name))}"
             for name, expr in flatten(transition).items()
+        )
+
+    def attempt_sets(self, writes: Writes) -> str:
+        return ", ".join(
+            f"{_attempt_column(name)} = {self.expr(expr, _attempt_field(name))}"
+            for name, expr in flatten(writes).items()
         )
 
     def _item(self, name: str, sql_type: str) -> str:
@@ -119,6 +153,8 @@ class _Sql:
         match expr:
             case Col(name):
                 return f"{self.alias}.{_column(name)}"
+            case AttemptCol(name):
+                return f"{self.attempt_alias}.{_attempt_column(name)}"
             case Const(None):
                 # Typed: a CASE of two bare NULLs would be text.
                 return f"NULL::{_db_type(field)}"
@@ -160,6 +196,15 @@ class _Sql:
                 return f"{self.expr(left, job_field(left.name))} IN ({listed})"
             case And(parts):
                 return "(" + " AND ".join(self.cond(part) for part in parts) + ")"
+            case Or(parts):
+                return "(" + " OR ".join(self.cond(part) for part in parts) + ")"
+            case Unlimited():
+                return (
+                    f"NOT EXISTS (SELECT 1 FROM {_SETTINGS} AS limits"  # noqa: S608 - names only
+                    f" WHERE limits.user_id = {self.alias}.user_id"
+                    f" AND limits.queue_name = {self.alias}.queue_name"
+                    " AND limits.max_in_flight IS NOT NULL)"
+                )
             case Truthy(Item(name)):
                 return self._item(name, "boolean")
         raise TypeError(f"the PostgreSQL engine cannot render {cond!r}")
@@ -235,28 +280,95 @@ FROM ins GROUP BY queue_name
     return sql, tuple(names)
 
 
+def _attempt_ctes(attempts: Attempts | None, changed: str, item_types: dict[str, str]) -> list[str]:
+    """The data-modifying CTEs that keep the attempt history, fed by CTE ``changed``.
+
+    ``changed`` holds the changed jobs' rows after the transition (its
+    ``id`` column is the job's) and, as ``item_<name>``, the item values the
+    attempt writes read. Every CTE reads the statement's snapshot, so
+    ``current`` (the open attempt, before) and ``start`` (a new row) never
+    touch the same row, nor does the trim, which drops only finished ones.
+    """
+    if attempts is None:
+        return []
+    render = _Sql(changed, lambda name, sql_type: f"{changed}.item_{name}")
+    ctes = []
+    if attempts.current is not None:
+        flag = attempts.current_flag
+        only = "" if flag is None else f" AND {changed}.{_identifier(flag)}"
+        ctes.append(f"""attempt_current AS (
+    UPDATE {_ATTEMPTS} SET {render.attempt_sets(attempts.current)}
+    FROM {changed}
+    WHERE {_ATTEMPTS}.job_id = {changed}.id AND {_ATTEMPTS}.finished_at IS NULL{only}
+)""")  # noqa: S608 - rendered from the spec; every value is a parameter
+    if attempts.start is not None:
+        flat = flatten(attempts.start)
+        columns = ", ".join(["job_id", *(_attempt_column(name) for name in flat)])
+        values = ", ".join(
+            [
+                f"{changed}.id",
+                *(render.expr(expr, _attempt_field(name)) for name, expr in flat.items()),
+            ]
+        )
+        when = "TRUE" if attempts.start_when is None else render.cond(attempts.start_when)
+        ctes.append(f"""attempt_start AS (
+    INSERT INTO {_ATTEMPTS} ({columns})
+    SELECT {values} FROM {changed} WHERE {when}
+), attempt_trim AS (
+    DELETE FROM {_ATTEMPTS} USING {changed}
+    WHERE {_ATTEMPTS}.job_id = {changed}.id AND {changed}.attempt_count > %(keep)s
+      AND {_ATTEMPTS}.attempt <= {changed}.attempt_count - %(keep)s
+      AND {_ATTEMPTS}.finished_at IS NOT NULL
+)""")  # noqa: S608 - rendered from the spec; every value is a parameter
+    item_types.update(render.item_types)
+    return ctes
+
+
 @functools.cache
 def _lease_statement(frozen: _Frozen) -> str:
-    """Every probe, the choice between them and the write, in one statement.
+    """The queue's gate, every probe, the choice between them and the write, in one statement.
+
+    ``gate`` reads the queue's settings (one row or none) and says how many
+    jobs the lease may take: the limit, none while paused, and for a queue
+    with ``max_in_flight`` what is left of it, counted only when the caller
+    holds the queue's lock (``%(exclusive)s``; otherwise none, and the state
+    ``uncounted`` tells the caller to ask again with the lock: a count in
+    this statement's snapshot could miss a concurrent lease).
 
     Each probe is its own CTE (FOR UPDATE is not allowed in a UNION), served
     in lease order by its partial index; SKIP LOCKED skips rows other
     leasers hold, and the candidates not chosen are unlocked when the
     statement (or the caller's transaction) ends. ``pick`` evaluates the
     spec's flags on the rows as they were; in the UPDATE, ``jobs.*`` on the
-    right-hand side are the values before it too.
+    right-hand side are the values before it too. The attempt history is
+    written from the UPDATE's rows. The gate's row is always returned, with
+    the leased rows joined to it (none: one row of NULLs).
     """
     spec: LeaseSpec = frozen.value
     keep = list(dict.fromkeys(["id", *(key.lstrip("-") for key in spec.order)]))
     keep += sorted(columns_read(*spec.flags.values()) - set(keep))
     selected = ", ".join(f"{_JOBS}.{_column(name)}" for name in keep)
     render = _Sql(_JOBS)
+    in_flight = _Sql("counted").cond(spec.in_flight)
+    gate = f"""gate AS (
+    SELECT
+        CASE WHEN s.paused THEN 'paused' WHEN s.max_in_flight IS NULL THEN 'open'
+             WHEN %(exclusive)s THEN 'limited' ELSE 'uncounted' END AS state,
+        CASE WHEN s.paused THEN 0 WHEN s.max_in_flight IS NULL THEN %(limit)s
+             WHEN NOT %(exclusive)s THEN 0
+             ELSE GREATEST(0, LEAST(%(limit)s, s.max_in_flight - (
+                 SELECT count(*) FROM {_JOBS} AS counted
+                 WHERE counted.user_id = %(owner)s AND counted.queue_name = %(queue)s
+                   AND {in_flight}))) END AS room
+    FROM (SELECT 1) AS one
+    LEFT JOIN {_SETTINGS} AS s ON s.user_id = %(owner)s AND s.queue_name = %(queue)s
+)"""  # noqa: S608 - rendered from the spec; every value is a parameter
     probes = [
         f"""c{index} AS (
     SELECT {selected} FROM {_JOBS}
     WHERE {_JOBS}.user_id = %(owner)s AND {_JOBS}.queue_name = %(queue)s
       AND {render.cond(cond)}
-    ORDER BY {_order(_JOBS, spec.order)} LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ORDER BY {_order(_JOBS, spec.order)} LIMIT (SELECT room FROM gate) FOR UPDATE SKIP LOCKED
 )"""  # noqa: S608 - rendered from the spec; every value is a parameter
         for index, cond in enumerate(spec.candidates)
     ]
@@ -264,36 +376,58 @@ def _lease_statement(frozen: _Frozen) -> str:
     candidates = _Sql("candidates")
     flags = "".join(f", {candidates.cond(cond)} AS {name}" for name, cond in spec.flags.items())
     returned = "".join(f", pick.{name}" for name in spec.flags)
+    attempts = _attempt_ctes(spec.attempts, "upd", {})
     return f"""
-WITH {", ".join(probes)}, pick AS (
+WITH {gate}, {", ".join(probes)}, pick AS (
     SELECT candidates.id{flags}
     FROM ({union}) AS candidates
-    ORDER BY {_order("candidates", spec.order)} LIMIT %(limit)s
-)
-UPDATE {_JOBS} SET
-    {render.sets(spec.writes)}
-FROM pick
-WHERE {_JOBS}.id = pick.id
-RETURNING {_JOBS}.*{returned}
+    ORDER BY {_order("candidates", spec.order)} LIMIT (SELECT room FROM gate)
+), upd AS (
+    UPDATE {_JOBS} SET
+        {render.sets(spec.writes)}
+    FROM pick
+    WHERE {_JOBS}.id = pick.id
+    RETURNING {_JOBS}.*{returned}
+){"".join(f", {cte}" for cte in attempts)}
+SELECT upd.*, gate.state AS gate_state, gate.room AS gate_room
+FROM gate LEFT JOIN upd ON TRUE
 """  # noqa: S608 - rendered from the spec; every value is a parameter
 
 
 @functools.cache
-def _update_statement(guard: _Frozen, writes: _Frozen, returning: tuple[str, ...]) -> str:
-    """A guarded UPDATE of the caller's jobs joined to a JSON array of items by id."""
+def _update_statement(
+    guard: _Frozen, writes: _Frozen, attempts: _Frozen, returning: tuple[str, ...]
+) -> str:
+    """A guarded UPDATE of the caller's jobs joined to a JSON array of items by id.
+
+    With attempt writes, the UPDATE is a CTE whose rows feed them (with the
+    item values they read), and the statement returns the same columns.
+    """
     render = _Sql(_JOBS)
     sets = render.sets(writes.value)
     where = render.cond(guard.value)
+    attempt_items: dict[str, str] = {}
+    ctes = _attempt_ctes(attempts.value, "changed", attempt_items)
+    item_types = {**render.item_types, **attempt_items}
     declared = ", ".join(
-        ["id uuid", *(f"{name} {sql_type}" for name, sql_type in render.item_types.items())]
+        ["id uuid", *(f"{name} {sql_type}" for name, sql_type in item_types.items())]
     )
     columns = ", ".join(f"{_JOBS}.{_column(name)}" for name in returning)
-    return f"""
-UPDATE {_JOBS} SET
+    update = f"""UPDATE {_JOBS} SET
     {sets}
 FROM jsonb_to_recordset(%(items)s::jsonb) AS item({declared})
-WHERE {_JOBS}.id = item.id AND {_JOBS}.user_id = %(owner)s AND {where}
-RETURNING {columns}
+WHERE {_JOBS}.id = item.id AND {_JOBS}.user_id = %(owner)s AND {where}"""  # noqa: S608
+    if not ctes:
+        return f"{update}\nRETURNING {columns}\n"
+    named = ", ".join(f"{_JOBS}.{_column(name)} AS r{n}" for n, name in enumerate(returning))
+    extra = "".join(f", item.{name} AS item_{name}" for name in attempt_items)
+    listed = ", ".join(f"r{n}" for n in range(len(returning)))
+    return f"""
+WITH changed AS (
+{update}
+RETURNING {named}, {_JOBS}.id{extra}
+){"".join(f", {cte}" for cte in ctes)}
+SELECT {listed} FROM changed
 """  # noqa: S608 - rendered from the spec; every value is a parameter
 
 
@@ -376,21 +510,36 @@ class PostgresStore(OrmStore):
         limit: int,
         now: datetime,
         args: Mapping[str, Any],
+        keep: int,
+        exclusive: bool = False,
     ) -> Leased:
+        """One statement; ``exclusive``: the queue's lock first (in the caller's transaction)."""
         params = {
             "owner": owner_id,
             "queue": queue_name,
             "now": now,
             "limit": limit,
+            "keep": keep,
+            "exclusive": exclusive,
             **{f"arg_{name}": value for name, value in args.items()},
         }
         with connection.cursor() as cursor:
+            if exclusive:
+                cursor.execute(
+                    f"SELECT 1 FROM {_SETTINGS} WHERE user_id = %s AND queue_name = %s FOR UPDATE",  # noqa: S608
+                    [owner_id, queue_name],
+                )
             cursor.execute(_lease_statement(_Frozen(spec)), params)
             columns = tuple(col.name for col in cursor.description)
-            leased = [_job_from_row(columns, row) for row in cursor.fetchall()]
+            rows = cursor.fetchall()
+        gate = Gate(state=rows[0][-2], room=rows[0][-1])
+        id_at = columns.index("id")
+        leased = [_job_from_row(columns, row) for row in rows if row[id_at] is not None]
+        for _, extras in leased:
+            del extras["gate_state"], extras["gate_room"]
         # RETURNING has no order: restore the lease order.
         sort_in_order(leased, spec.order, lambda pair, name: getattr(pair[0], name))
-        return leased
+        return Leased(rows=leased, gate=gate)
 
     def update_items(
         self,
@@ -402,10 +551,13 @@ class PostgresStore(OrmStore):
         returning: Sequence[str],
         now: datetime,
         args: Mapping[str, Any] | None = None,
+        attempts: Attempts | None = None,
     ) -> list[dict[str, Any]]:
         if not items:
             return []
-        sql = _update_statement(_Frozen(guard), _Frozen(writes), tuple(returning))
+        sql = _update_statement(
+            _Frozen(guard), _Frozen(writes), _Frozen(attempts), tuple(returning)
+        )
         params = {
             "owner": owner_id,
             "now": now,
@@ -436,6 +588,11 @@ class PostgresStore(OrmStore):
                 [CHANNEL, payloads],
             )
 
+    def wake_queue(self, owner_id: int, queue_name: str) -> None:
+        """Wake every lease waiting on the queue (a count of 0: all of them), on commit."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, f"{owner_id}:0:{queue_name}"])
+
     def interrupt_listeners(self) -> None:
         """End every listener's current wait at once (an empty notification)."""
         with connection.cursor() as cursor:
@@ -457,26 +614,28 @@ class PostgresStore(OrmStore):
         """Exact for small results, PostgreSQL's estimate for big ones (queues/admin.py)."""
         return _estimated_count(queryset)
 
-    def queue_names(self, using: str, limit: int) -> list[str]:
+    def queue_names(self, using: str, limit: int | None, owner_id: int | None = None) -> list[str]:
         """The distinct queue names without reading every job: a loose index scan.
 
-        A recursive query jumps from one name to the next through
-        jobs_queue_id_idx: one index probe per queue instead of a DISTINCT
-        over the whole table.
+        A recursive query jumps from one name to the next through an index
+        that starts with the queue name (jobs_queue_id_idx), or with the
+        tenant and the queue name for one tenant (jobs_owner_queue_status_idx):
+        one index probe per queue instead of a DISTINCT over the whole table.
         """
+        owner = "" if owner_id is None else "user_id = %(owner)s AND "
         with connections[using].cursor() as cursor:
             cursor.execute(
-                """
+                f"""
                 WITH RECURSIVE names(name) AS (
-                    (SELECT queue_name FROM jobs ORDER BY queue_name LIMIT 1)
+                    (SELECT queue_name FROM jobs WHERE {owner}TRUE ORDER BY queue_name LIMIT 1)
                     UNION ALL
-                    SELECT (SELECT queue_name FROM jobs WHERE queue_name > names.name
+                    SELECT (SELECT queue_name FROM jobs WHERE {owner}queue_name > names.name
                             ORDER BY queue_name LIMIT 1)
                     FROM names WHERE names.name IS NOT NULL
                 )
-                SELECT name FROM names WHERE name IS NOT NULL LIMIT %s
-                """,
-                [limit],
+                SELECT name FROM names WHERE name IS NOT NULL LIMIT %(limit)s
+                """,  # noqa: S608 - the only interpolation is a constant condition
+                {"owner": owner_id, "limit": limit},
             )
             return [name for (name,) in cursor.fetchall()]
 

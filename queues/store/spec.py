@@ -78,6 +78,13 @@ NEW_TOKEN = NewToken()
 
 
 @dataclass(frozen=True)
+class AttemptCol(Expr):
+    """A field of the job's open attempt (``JobAttempt``), before the transition."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Plus(Expr):
     """Integer addition."""
 
@@ -151,6 +158,16 @@ class And(Cond):
 
 
 @dataclass(frozen=True)
+class Or(Cond):
+    parts: tuple[Cond, ...]
+
+
+@dataclass(frozen=True)
+class Unlimited(Cond):
+    """The job's queue has no ``max_in_flight`` (queues.models.QueueSettings)."""
+
+
+@dataclass(frozen=True)
 class Truthy(Cond):
     """A boolean item value (a nack's ``retry``)."""
 
@@ -199,19 +216,65 @@ def flatten(transition: Transition) -> dict[str, Expr]:
 
 
 @dataclass(frozen=True)
+class Attempts:
+    """What a transition does to the attempt history (``JobAttempt``) of the jobs it changes.
+
+    ``current``: writes to each changed job's open attempt (the one without
+    ``finished_at``; there is none on a job that was not processing), which
+    ``AttemptCol`` reads. ``start``: a new attempt for each changed job for
+    which ``start_when`` holds afterwards, from the job's values after the
+    transition (``Col``). A job keeps its newest ``keep`` attempts (a call
+    argument): a start drops older finished ones.
+    """
+
+    current: Writes | None = None
+    start: Writes | None = None
+    start_when: Cond | None = None
+    # A lease's flag (LeaseSpec.flags) that holds for exactly the jobs that
+    # can have an attempt open: ``current`` skips the others.
+    current_flag: str | None = None
+
+
+@dataclass(frozen=True)
 class LeaseSpec:
     """What a lease picks and writes (queues/services.py, ``LEASE``).
 
     ``candidates``: the conditions of each probe (each served by its own
     index); ``order``: the fields of the lease order, ``-`` for descending;
     ``flags``: conditions evaluated on the row before it is written, returned
-    with it (``recovered``).
+    with it (``recovered``); ``in_flight``: the jobs a queue's
+    ``max_in_flight`` counts.
     """
 
     candidates: tuple[Cond, ...]
     order: tuple[str, ...]
     writes: Transition
     flags: Mapping[str, Cond]
+    in_flight: Cond
+    attempts: Attempts
+
+
+# What a queue's settings (queues.models.QueueSettings) let a lease take.
+OPEN = "open"  # no settings in the way: up to the lease's limit
+PAUSED = "paused"  # nothing
+LIMITED = "limited"  # max_in_flight minus the jobs in flight, counted under the queue's lock
+UNCOUNTED = "uncounted"  # limited, but not counted: ask again holding the queue's lock
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The queue's state as a lease found it, and how many jobs it let the lease take."""
+
+    state: str
+    room: int
+
+
+@dataclass(frozen=True)
+class Leased:
+    """What one lease statement did: its rows (job, flags) in lease order, and the gate."""
+
+    rows: list[tuple[Any, dict[str, bool]]]
+    gate: Gate
 
 
 # --- Meaning in Python (the reference both engines agree with) -----------------------
@@ -291,6 +354,10 @@ def holds(cond: Cond, row: Mapping[str, Any], scope: Scope) -> bool:
             return evaluate(left, row, scope) in values
         case And(parts):
             return all(holds(part, row, scope) for part in parts)
+        case Or(parts):
+            return any(holds(part, row, scope) for part in parts)
+        case Unlimited():
+            raise TypeError("Unlimited reads queue settings: only the engines evaluate it")
         case Truthy(value):
             return bool(evaluate(value, row, scope))
     raise TypeError(f"not a condition: {cond!r}")

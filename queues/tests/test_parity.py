@@ -82,7 +82,7 @@ def offset(value: datetime | None) -> str | None:
 
 
 def snapshot(walk: Walk) -> dict[str, dict[str, Any]]:
-    """Every column of every job of the walk, normalized."""
+    """Every column of every job of the walk, normalized, with its attempts."""
     rows = {}
     for job in Job.objects.filter(owner=walk.owner):
         row: dict[str, Any] = {}
@@ -95,6 +95,18 @@ def snapshot(walk: Walk) -> dict[str, dict[str, Any]]:
             elif f.name == "lease_token":
                 value = walk.token_label(value)
             row[f.name] = value
+        row["attempts"] = [
+            {
+                "attempt": attempt.attempt,
+                "worker_id": attempt.worker_id,
+                "leased_at": offset(attempt.leased_at),
+                "lease_expires_at": offset(attempt.lease_expires_at),
+                "finished_at": offset(attempt.finished_at),
+                "outcome": attempt.outcome,
+                "error": attempt.error,
+            }
+            for attempt in job.attempts.order_by("attempt")
+        ]
         rows[walk.label_of(job.id)] = row
     return dict(sorted(rows.items()))
 

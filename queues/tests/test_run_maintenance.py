@@ -65,7 +65,12 @@ def test_run_maintenance_returns_expired_leases_to_pending_and_buries_poison_job
     assert poison.status == JobStatus.DEAD and poison.dead_reason == DeadReason.LEASE_EXPIRED
     live.refresh_from_db()
     assert live.status == JobStatus.PROCESSING
-    assert counts(output, "maintenance pass done") == {"requeued": 1, "buried": 1, "deleted": 0}
+    assert counts(output, "maintenance pass done") == {
+        "requeued": 1,
+        "buried": 1,
+        "fired": 0,
+        "deleted": 0,
+    }
 
 
 @pytest.mark.django_db
@@ -137,12 +142,18 @@ def test_run_maintenance_dry_run_reports_counts_and_changes_nothing():
     assert counts(output, "maintenance pass done (dry run)") == {
         "requeued": 1,
         "buried": 1,
+        "fired": 0,
         "deleted": 3,
     }
     after = sorted(Job.objects.values_list("pk", "status", "updated_at", "lease_token"))
     assert after == before
     # ...and the real pass then does exactly what the dry run announced.
-    assert counts(run(), "maintenance pass done") == {"requeued": 1, "buried": 1, "deleted": 3}
+    assert counts(run(), "maintenance pass done") == {
+        "requeued": 1,
+        "buried": 1,
+        "fired": 0,
+        "deleted": 3,
+    }
 
 
 @pytest.mark.django_db

@@ -1,15 +1,21 @@
-"""``manage.py run_maintenance``: reclaim expired leases and delete old finished jobs.
+"""``manage.py run_maintenance``: reclaim expired leases, fire schedules, delete old jobs.
 
 One pass by default, for cron; ``--loop`` repeats it every ``--interval``
 seconds as a long-running process (SIGTERM or SIGINT stop it after the current
-step). A pass is:
+step), and between passes fires due schedules every
+``OPENQUEUE_SCHEDULE_CHECK_SECONDS`` (1 s), so a schedule fires within about
+a second of its time. A pass is:
 
 1. ``reap_expired_leases``: processing jobs whose lease ran out (more than
    ``OPENQUEUE_LEASE_REAP_GRACE_SECONDS`` ago) go back to pending; poison jobs
    (leases lost more than ``max_retries`` times) go to the DLQ with
    ``dead_reason = "lease_expired"``.
-2. One purge per finished status, oldest first, deleting the jobs that
-   finished more than ``OPENQUEUE_RETENTION_<STATUS>_DAYS`` ago (0 keeps them).
+2. ``fire_schedules``: every enabled schedule whose next occurrence has come
+   enqueues its job, exactly once (schedules/services.py).
+3. One purge per finished status, oldest first, deleting the jobs that
+   finished more than ``OPENQUEUE_RETENTION_<STATUS>_DAYS`` ago (0 keeps them),
+   then the records of schedule occurrences older than
+   ``OPENQUEUE_RETENTION_SCHEDULE_RUNS_DAYS``.
 
 Every step works in batches of ``--batch-size`` rows, one short transaction
 each, locking with SKIP LOCKED: producers and workers are never blocked for
@@ -42,6 +48,7 @@ from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from queues import services
+from schedules import services as schedules
 
 logger = logging.getLogger("openqueue.maintenance")
 
@@ -82,17 +89,22 @@ def _positive_float(text: str) -> float:
 class PassResult:
     requeued: int = 0
     buried: int = 0
+    fired: int = 0
     deleted: int = 0
 
 
 class Command(BaseCommand):
-    help = "Reclaim expired leases and delete finished jobs past retention (one pass, or --loop)."
+    help = (
+        "Reclaim expired leases, fire due schedules and delete finished jobs past retention "
+        "(one pass, or --loop)."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "--loop",
             action="store_true",
-            help="Keep running, one pass every --interval seconds, until SIGTERM/SIGINT.",
+            help="Keep running, one pass every --interval seconds and due schedules fired "
+            "every OPENQUEUE_SCHEDULE_CHECK_SECONDS between passes, until SIGTERM/SIGINT.",
         )
         parser.add_argument(
             "--interval",
@@ -104,7 +116,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="Count what would be reaped and deleted; change nothing.",
+            help="Count what would be reaped, fired and deleted; change nothing.",
         )
         parser.add_argument(
             "--batch-size",
@@ -153,18 +165,28 @@ class Command(BaseCommand):
         previous = {
             sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
         }
+        check = settings.OPENQUEUE_SCHEDULE_CHECK_SECONDS
         try:
-            self.say(f"maintenance loop started: one pass every {interval:g} s")
+            self.say(
+                f"maintenance loop started: one pass every {interval:g} s, "
+                f"due schedules fired every {check:g} s"
+            )
+            next_pass = time.monotonic()
             while not self.stopping:
                 try:
-                    self.run_pass()
+                    if time.monotonic() >= next_pass:
+                        self.run_pass()
+                        next_pass = time.monotonic() + interval
+                    else:
+                        self.fire_between_passes()
                 except (OperationalError, InterfaceError) as exc:
                     # A database restart must not kill the maintenance
                     # process: report it and try again next interval.
                     self.stderr.write(self.database_error(exc))
                     logger.error(self.database_error(exc))
                     connections.close_all()
-                deadline = time.monotonic() + interval
+                    next_pass = time.monotonic() + interval
+                deadline = min(next_pass, time.monotonic() + check)
                 while not self.stopping and (left := deadline - time.monotonic()) > 0:
                     if select.select([wake_read], [], [], left)[0]:
                         os.read(wake_read, 512)
@@ -195,6 +217,16 @@ class Command(BaseCommand):
             seconds=seconds,
         )
 
+        if not self.stopping:
+            fired, seconds = self.timed(self.fire, now)
+            result.fired = fired
+            self.report(
+                f"fire_schedules{mode}: fired={fired} ({seconds:.3f} s)",
+                step="fire_schedules",
+                fired=fired,
+                seconds=seconds,
+            )
+
         for status in PURGED_STATUSES:
             if self.stopping:
                 break
@@ -216,18 +248,53 @@ class Command(BaseCommand):
                 seconds=seconds,
             )
 
+        days = settings.OPENQUEUE_RETENTION_SCHEDULE_RUNS_DAYS
+        if days and not self.stopping:
+            runs, seconds = self.timed(self.purge_runs, timedelta(days=days), now)
+            self.report(
+                f"purge schedule runs older than {days} days{mode}: deleted={runs} "
+                f"({seconds:.3f} s)",
+                step="purge_schedule_runs",
+                deleted=runs,
+                seconds=seconds,
+            )
+
         seconds = time.monotonic() - started
         self.report(
             f"maintenance pass done{mode}: requeued={result.requeued} buried={result.buried} "
-            f"deleted={result.deleted} ({seconds:.3f} s)",
+            f"fired={result.fired} deleted={result.deleted} ({seconds:.3f} s)",
             step="pass",
             requeued=result.requeued,
             buried=result.buried,
+            fired=result.fired,
             deleted=result.deleted,
             seconds=seconds,
             dry_run=self.dry_run,
         )
         return result
+
+    def fire_between_passes(self) -> None:
+        """The loop's check between passes: quiet unless something fired."""
+        now = self.fixed_now or timezone.now()
+        fired, seconds = self.timed(self.fire, now)
+        if fired:
+            mode = " (dry run)" if self.dry_run else ""
+            self.report(
+                f"fire_schedules{mode}: fired={fired} ({seconds:.3f} s)",
+                step="fire_schedules",
+                fired=fired,
+                seconds=seconds,
+            )
+
+    def fire(self, now: datetime) -> int:
+        if self.dry_run:
+            return schedules.count_due_schedules(now=now)
+        return len(schedules.fire_due_schedules(now=now))
+
+    def purge_runs(self, older_than: timedelta, now: datetime) -> int:
+        if self.dry_run:
+            return schedules.count_old_runs(older_than=older_than, now=now)
+        return schedules.purge_runs(older_than=older_than, now=now)
 
     def reap(self, now: datetime) -> services.Reaped:
         grace = timedelta(seconds=settings.OPENQUEUE_LEASE_REAP_GRACE_SECONDS)

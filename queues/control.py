@@ -1,0 +1,231 @@
+"""Queue control: a tenant's queues, their numbers, pause and resume, max_in_flight, purge.
+
+A queue needs no creation: it exists while it has jobs, a schedule or
+settings, and its ``QueueSettings`` row appears on the first change. What
+the settings do to leases is a rule of the lease itself (queues/services.py,
+``_lease``): a paused queue leases nothing, one with ``max_in_flight`` at
+most what is left of it. This module reads and changes them (API, console,
+admin) and wakes the queue's waiting long-polls when a change may let them
+lease: resuming, or a limit raised or removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import User
+from queues import services
+from queues.models import Job, JobStatus, QueueSettings
+from queues.store import get_store
+from queues.store.spec import Cmp, Col, Const
+
+logger = logging.getLogger("openqueue.queues")
+
+UNCHANGED: Any = object()
+PURGEABLE = (JobStatus.PENDING, JobStatus.DEAD)
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """The queue object of ``GET /queues/{name}`` (contract A.4)."""
+
+    queue_name: str
+    paused: bool
+    max_in_flight: int | None
+    # Pending and due now.
+    ready: int
+    # Pending with run_at in the future: scheduled, or waiting out a backoff.
+    scheduled: int
+    # Processing with a valid lease (what max_in_flight counts).
+    in_flight: int
+    dead: int
+    # How late the queue is: now minus the earliest run_at of a ready job.
+    oldest_ready_age_seconds: float | None
+
+
+def _numbers(owner: User, names: list[str] | None, now: datetime) -> dict[str, dict[str, Any]]:
+    """The counts of each queue of ``owner`` (of ``names`` only, when given), in one query.
+
+    Finished jobs are outside the counted statuses, so the index on (owner,
+    queue, status) skips a queue's history.
+    """
+    store = get_store()
+    jobs = Job.objects.filter(
+        owner=owner, status__in=[JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.DEAD]
+    )
+    if names is not None:
+        jobs = jobs.filter(queue_name__in=names)
+    due = store.condition(services.DUE, now=now)
+    rows = (
+        jobs.order_by()
+        .values("queue_name")
+        .annotate(
+            ready=Count("pk", filter=due),
+            scheduled=Count("pk", filter=Q(status=JobStatus.PENDING) & ~due),
+            in_flight=Count("pk", filter=store.condition(services.IN_FLIGHT, now=now)),
+            dead=Count("pk", filter=Q(status=JobStatus.DEAD)),
+            oldest_ready=Min("run_at", filter=due),
+        )
+    )
+    return {row["queue_name"]: row for row in rows}
+
+
+def _info(
+    name: str, numbers: dict[str, Any] | None, row: QueueSettings | None, now: datetime
+) -> QueueInfo:
+    numbers = numbers or {}
+    oldest = numbers.get("oldest_ready")
+    return QueueInfo(
+        queue_name=name,
+        paused=bool(row and row.paused),
+        max_in_flight=row.max_in_flight if row else None,
+        ready=numbers.get("ready", 0),
+        scheduled=numbers.get("scheduled", 0),
+        in_flight=numbers.get("in_flight", 0),
+        dead=numbers.get("dead", 0),
+        oldest_ready_age_seconds=None
+        if oldest is None
+        else max((now - oldest).total_seconds(), 0.0),
+    )
+
+
+def queue_info(*, owner: User, queue_name: str, now: datetime | None = None) -> QueueInfo:
+    """One queue of ``owner``: zeros for a queue with nothing in it, never an error."""
+    now = now or timezone.now()
+    row = QueueSettings.objects.filter(owner=owner, queue_name=queue_name).first()
+    numbers = _numbers(owner, [queue_name], now).get(queue_name)
+    return _info(queue_name, numbers, row, now)
+
+
+def list_queues(
+    *, owner: User, also: Iterable[str] = (), now: datetime | None = None
+) -> list[QueueInfo]:
+    """Every queue of ``owner`` that has jobs or settings, plus ``also`` (schedules'), by name."""
+    now = now or timezone.now()
+    rows = {row.queue_name: row for row in QueueSettings.objects.filter(owner=owner)}
+    with_jobs = get_store().queue_names(Job.objects.db, None, owner_id=owner.pk)
+    numbers = _numbers(owner, None, now)
+    names = sorted({*with_jobs, *rows, *also})
+    return [_info(name, numbers.get(name), rows.get(name), now) for name in names]
+
+
+def change_queue(
+    *,
+    owner: User,
+    queue_name: str,
+    paused: bool = UNCHANGED,
+    max_in_flight: int | None = UNCHANGED,
+    actor: str,
+    now: datetime | None = None,
+) -> QueueInfo:
+    """Pause or resume the queue and/or set its ``max_in_flight`` (None: no limit).
+
+    Creates the settings row on the first change. Each change is one JSON
+    log event (``queue_paused``, ``queue_resumed``, ``queue_limit_changed``)
+    naming ``actor`` ("api", "console", "admin: <user>"). A change that may
+    let waiting long-polls lease wakes them, when it commits.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        row, _ = QueueSettings.objects.select_for_update().get_or_create(
+            owner=owner, queue_name=queue_name
+        )
+        before = (row.paused, row.max_in_flight)
+        if paused is not UNCHANGED:
+            row.paused = paused
+        if max_in_flight is not UNCHANGED:
+            row.max_in_flight = max_in_flight
+        if (row.paused, row.max_in_flight) != before:
+            row.updated_at = now
+            row.save(update_fields=["paused", "max_in_flight", "updated_at"])
+            _log_changes(owner, queue_name, before, row, actor)
+            if _may_lease_more(before, row):
+                get_store().wake_queue(owner.pk, queue_name)
+    return queue_info(owner=owner, queue_name=queue_name, now=now)
+
+
+def _may_lease_more(before: tuple[bool, int | None], row: QueueSettings) -> bool:
+    was_paused, was_limit = before
+    if row.paused:
+        return False
+    if was_paused:
+        return True
+    return was_limit is not None and (row.max_in_flight is None or row.max_in_flight > was_limit)
+
+
+def _log_changes(
+    owner: User, queue_name: str, before: tuple[bool, int | None], row: QueueSettings, actor: str
+) -> None:
+    fields = {"tenant_id": owner.pk, "queue_name": queue_name, "actor": actor}
+    if row.paused != before[0]:
+        logger.info("queue_paused" if row.paused else "queue_resumed", extra=fields)
+    if row.max_in_flight != before[1]:
+        logger.info(
+            "queue_limit_changed",
+            extra={**fields, "max_in_flight": row.max_in_flight, "previous": before[1]},
+        )
+
+
+def change_queues(
+    rows: QuerySet[QueueSettings],
+    *,
+    paused: bool = UNCHANGED,
+    max_in_flight: int | None = UNCHANGED,
+    actor: str,
+) -> int:
+    """``change_queue`` for settings rows an operator selected (admin); returns how many changed."""
+    changed = 0
+    for row in rows.select_related("owner"):
+        info = queue_info(owner=row.owner, queue_name=row.queue_name)
+        after = change_queue(
+            owner=row.owner,
+            queue_name=row.queue_name,
+            paused=paused,
+            max_in_flight=max_in_flight,
+            actor=actor,
+        )
+        changed += (info.paused, info.max_in_flight) != (after.paused, after.max_in_flight)
+    return changed
+
+
+def purge_queue(
+    *,
+    owner: User,
+    queue_name: str,
+    status: str,
+    actor: str,
+    now: datetime | None = None,
+    batch_size: int = services.DEFAULT_BATCH_SIZE,
+) -> int:
+    """Delete the queue's jobs in ``status`` (pending or dead), a bounded batch at a time.
+
+    Each batch re-checks the status, so a pending job leased meanwhile
+    stays; rows another transaction holds are skipped (SKIP LOCKED), not
+    waited for. Attempts go with their jobs.
+    """
+    if status not in PURGEABLE:
+        raise ValueError(f"only pending or dead jobs can be purged, not {status!r}")
+    now = now or timezone.now()
+    jobs = Job.objects.filter(owner=owner, queue_name=queue_name, status=status).order_by("pk")
+    deleted = get_store().delete_locked(
+        jobs, guard=Cmp(Col("status"), "=", Const(status)), now=now, batch_size=batch_size
+    )
+    logger.info(
+        "queue_purged",
+        extra={
+            "tenant_id": owner.pk,
+            "queue_name": queue_name,
+            "status": status,
+            "deleted": deleted,
+            "actor": actor,
+        },
+    )
+    return deleted
