@@ -11,6 +11,7 @@ service runs, and the message reports "N <done>, M skipped".
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
@@ -23,6 +24,26 @@ from accounts.forms import AdminLoginForm
 
 # The confirmation page lists at most this many of the rows that will change.
 SAMPLE_SIZE = 10
+
+
+@dataclass(frozen=True)
+class NumberInput:
+    """A whole number a confirmation page asks for (the new max_in_flight of some queues)."""
+
+    name: str
+    label: str
+    minimum: int
+    maximum: int
+
+    def error(self, text: str) -> str:
+        """What is wrong with ``text``, or "" when it is a number in range."""
+        try:
+            value = int(text.strip())
+        except ValueError:
+            return f"{self.label}: enter a whole number."
+        if not self.minimum <= value <= self.maximum:
+            return f"{self.label}: between {self.minimum} and {self.maximum}."
+        return ""
 
 
 class OpenQueueAdminSite(admin.AdminSite):
@@ -47,6 +68,7 @@ class OpenQueueAdminSite(admin.AdminSite):
         skip_reason: str,
         warning: str = "",
         options: Sequence[tuple[str, str]] = (),
+        number: tuple[str, str, int, int] | None = None,
     ) -> TemplateResponse | None:
         """Ask first; on "yes", run the action's service and report the counts.
 
@@ -55,8 +77,15 @@ class OpenQueueAdminSite(admin.AdminSite):
         ``queryset`` is the selection (the whole filtered list with "Select
         all"); ``eligible`` the part of it the action will change. Only
         counts and a sample are read here: ``run`` walks the rows itself.
+        ``options`` are checkboxes, ``number`` a required whole number the
+        confirmation asks for (name, label, minimum, maximum); ``run`` reads
+        them from ``request.POST``.
         """
-        if request.POST.get("confirm") != "yes":
+        asked = NumberInput(*number) if number is not None else None
+        error = ""
+        if request.POST.get("confirm") == "yes" and asked is not None:
+            error = asked.error(request.POST.get(asked.name, ""))
+        if request.POST.get("confirm") != "yes" or error:
             return self._confirmation(
                 model_admin,
                 request,
@@ -70,6 +99,8 @@ class OpenQueueAdminSite(admin.AdminSite):
                 skip_reason=skip_reason,
                 warning=warning,
                 options=options,
+                number=asked,
+                error=error,
             )
         selected = queryset.count()
         changed = run(queryset)
@@ -97,6 +128,8 @@ class OpenQueueAdminSite(admin.AdminSite):
         skip_reason: str,
         warning: str,
         options: Sequence[tuple[str, str]],
+        number: NumberInput | None,
+        error: str,
     ) -> TemplateResponse:
         selected_count = queryset.count()
         eligible_count = eligible.count()
@@ -110,6 +143,9 @@ class OpenQueueAdminSite(admin.AdminSite):
             "done": done,
             "warning": warning,
             "options": options,
+            "number": number,
+            "number_value": request.POST.get(number.name, "") if number else "",
+            "error": error,
             "headings": headings,
             "rows": [row(obj) for obj in eligible[:SAMPLE_SIZE]],
             "selected_count": selected_count,

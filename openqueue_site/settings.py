@@ -147,6 +147,7 @@ INSTALLED_APPS = [
     "ratelimits",
     "queues",
     "schedules",
+    "maintenance",
     "api",
     "console",
 ]

@@ -26,8 +26,16 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from queues import services
-from queues.models import STATUSES_IN_USE, DeadJob, Job, JobStatus
+from queues import control, services
+from queues.models import (
+    MAX_IN_FLIGHT_LIMIT,
+    STATUSES_IN_USE,
+    DeadJob,
+    Job,
+    JobAttempt,
+    JobStatus,
+    QueueSettings,
+)
 from queues.store import get_store
 
 
@@ -260,6 +268,38 @@ class BaseJobAdmin(admin.ModelAdmin):
         )
 
 
+class AttemptInline(admin.TabularInline):
+    """The job's attempts, oldest first, on its page (read-only)."""
+
+    model = JobAttempt
+    fields = readonly_fields = (
+        "attempt",
+        "outcome",
+        "worker_id",
+        "leased_at",
+        "lease_expires_at",
+        "finished_at",
+        "duration",
+        "error",
+    )
+    ordering = ["attempt"]
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = "attempts (the newest OPENQUEUE_MAX_ATTEMPTS_KEPT)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="duration")
+    def duration(self, attempt: JobAttempt) -> str:
+        ms = attempt.duration_ms
+        return "—" if ms is None else f"{ms / 1000:.3f} s"
+
+
 @admin.register(Job)
 class JobAdmin(BaseJobAdmin):
     list_display = [
@@ -275,6 +315,7 @@ class JobAdmin(BaseJobAdmin):
     ]
     list_filter = [StatusFilter, QueueFilter, "owner", "created_at"]
     actions = ["requeue", "cancel", "bury", "delete"]
+    inlines = [AttemptInline]
 
 
 @admin.register(DeadJob)
@@ -295,3 +336,132 @@ class DeadJobAdmin(BaseJobAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         return super().get_queryset(request).filter(status=JobStatus.DEAD)
+
+
+@admin.register(QueueSettings)
+class QueueSettingsAdmin(admin.ModelAdmin):
+    """Queues with settings: pause, resume and max_in_flight (queues/control.py).
+
+    Every change goes through ``control.change_queue``, as from the API and
+    the console: it is logged with the operator's name, and resuming wakes
+    the queue's waiting long-polls. A queue gets a row here on its first
+    change; "Add" creates one for a queue that has none yet.
+    """
+
+    list_display = ["queue_name", "owner", "paused", "max_in_flight", "in_flight", "updated_at"]
+    list_filter = ["paused", "owner"]
+    list_select_related = ["owner"]
+    search_fields = ["=queue_name", "=owner__email"]
+    ordering = ["owner", "queue_name"]
+    fields = ["owner", "queue_name", "paused", "max_in_flight", "created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at"]
+    actions = ["pause", "resume", "set_max_in_flight", "remove_limit"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Which queue a row is about never changes.
+        fixed = ["owner", "queue_name"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # a queue's settings are changed, not deleted
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: QueueSettings, form: Any, change: bool) -> None:
+        control.change_queue(
+            owner=obj.owner,
+            queue_name=obj.queue_name,
+            paused=obj.paused,
+            max_in_flight=obj.max_in_flight,
+            actor=f"admin: {request.user}",
+        )
+        obj.refresh_from_db() if obj.pk else None
+        if obj.pk is None:
+            obj.pk = QueueSettings.objects.get(owner=obj.owner, queue_name=obj.queue_name).pk
+
+    @admin.display(description="in flight")
+    def in_flight(self, row: QueueSettings) -> int:
+        return control.queue_info(owner=row.owner, queue_name=row.queue_name).in_flight
+
+    def _confirm(
+        self, request: HttpRequest, queryset: QuerySet[QueueSettings], **action: Any
+    ) -> HttpResponse | None:
+        return self.admin_site.confirm_then_run(  # type: ignore[attr-defined]
+            self,
+            request,
+            queryset,
+            nouns=("queue", "queues"),
+            headings=["Queue", "Owner", "Paused", "Max in flight"],
+            row=lambda q: (q.queue_name, q.owner, "yes" if q.paused else "no", q.max_in_flight),
+            **action,
+        )
+
+    def _actor(self, request: HttpRequest) -> str:
+        return f"admin: {request.user}"
+
+    @admin.action(description="Pause (lease nothing; enqueues go on)", permissions=["change"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[QueueSettings]) -> HttpResponse | None:
+        return self._confirm(
+            request,
+            queryset,
+            verb="pause",
+            done="paused",
+            eligible=queryset.filter(paused=False),
+            run=lambda rows: control.change_queues(rows, paused=True, actor=self._actor(request)),
+            skip_reason="already paused",
+            warning="Jobs already leased finish normally; nothing new is leased until resumed.",
+        )
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume(
+        self, request: HttpRequest, queryset: QuerySet[QueueSettings]
+    ) -> HttpResponse | None:
+        return self._confirm(
+            request,
+            queryset,
+            verb="resume",
+            done="resumed",
+            eligible=queryset.filter(paused=True),
+            run=lambda rows: control.change_queues(rows, paused=False, actor=self._actor(request)),
+            skip_reason="not paused",
+        )
+
+    @admin.action(description="Set max in flight…", permissions=["change"])
+    def set_max_in_flight(
+        self, request: HttpRequest, queryset: QuerySet[QueueSettings]
+    ) -> HttpResponse | None:
+        def run(rows: QuerySet[QueueSettings]) -> int:
+            limit = int(request.POST["max_in_flight"].strip())
+            return control.change_queues(rows, max_in_flight=limit, actor=self._actor(request))
+
+        return self._confirm(
+            request,
+            queryset,
+            verb="limit",
+            done="limited",
+            eligible=queryset,
+            run=run,
+            skip_reason="they had that limit already",
+            number=("max_in_flight", "Max in flight", 1, MAX_IN_FLIGHT_LIMIT),
+            warning="Leases already held are not taken back: a queue above its new limit "
+            "leases nothing until enough of them finish.",
+        )
+
+    @admin.action(description="Remove the max in flight limit", permissions=["change"])
+    def remove_limit(
+        self, request: HttpRequest, queryset: QuerySet[QueueSettings]
+    ) -> HttpResponse | None:
+        return self._confirm(
+            request,
+            queryset,
+            verb="unlimit",
+            done="unlimited",
+            eligible=queryset.filter(max_in_flight__isnull=False),
+            run=lambda rows: control.change_queues(
+                rows, max_in_flight=None, actor=self._actor(request)
+            ),
+            skip_reason="no limit to remove",
+        )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connections, models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -321,7 +322,12 @@ class QueueSettings(models.Model):
     # Leases nothing while paused; enqueues and running jobs carry on.
     paused = models.BooleanField(default=False, db_default=False)
     # At most this many of the queue's jobs hold a valid lease at once; NULL: no limit.
-    max_in_flight = models.IntegerField(null=True, blank=True)
+    max_in_flight = models.IntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_IN_FLIGHT_LIMIT)],
+        help_text=f"1 to {MAX_IN_FLIGHT_LIMIT}; empty for no limit.",
+    )
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(db_default=Now())
 

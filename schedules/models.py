@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from queues.models import QUEUE_NAME_MAX_LENGTH
+from queues.models import INT32_MAX, INT32_MIN, QUEUE_NAME_MAX_LENGTH
 
 NAME_MAX_LENGTH = 100
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
@@ -32,9 +33,15 @@ class Schedule(models.Model):
     # As given (an alias stays an alias); schedules/cron.py expands it.
     cron = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, default="UTC", db_default="UTC")
-    payload = models.JSONField(default=dict)
-    priority = models.IntegerField(default=0, db_default=0)
-    max_retries = models.IntegerField(default=3, db_default=3)
+    payload = models.JSONField(default=dict, blank=True)
+    priority = models.IntegerField(
+        default=0,
+        db_default=0,
+        validators=[MinValueValidator(INT32_MIN), MaxValueValidator(INT32_MAX)],
+    )
+    max_retries = models.IntegerField(
+        default=3, db_default=3, validators=[MinValueValidator(0), MaxValueValidator(INT32_MAX)]
+    )
     enabled = models.BooleanField(default=True, db_default=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
