@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -23,8 +23,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import User
 from queues import services
-from queues.models import QUEUE_NAME_MAX_LENGTH, STATUSES_IN_USE, Job, JobStatus
+from queues.models import QUEUE_NAME_MAX_LENGTH, STATUSES_IN_USE, Job, JobStatus, QueueSettings
+from schedules.models import Schedule
 
 PER_PAGE = 50
 # Newest first; served by jobs_owner_created_idx / jobs_owner_queue_status_idx.
@@ -75,6 +77,11 @@ def _in_queue(jobs: QuerySet[Job], queue: str) -> QuerySet[Job]:
     return jobs.filter(queue_name=queue)
 
 
+def user_of(request: HttpRequest) -> User:
+    """The signed-in user (every view here is ``login_required``)."""
+    return cast(User, request.user)
+
+
 def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
     """Redirect to the form's ``next`` when it is one of our own URLs."""
     target = request.POST.get("next", "")
@@ -94,14 +101,22 @@ def _report(request: HttpRequest, verb: str, changed: int, selected: int) -> Non
 @require_GET
 def queue_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    rows = list(Job.objects.for_owner(request.user).stats_by_queue())
-    for row in rows:
-        row["counts"] = [(status, row[status]) for status in STATUSES_IN_USE]
+    user = user_of(request)
+    rows = {row["queue_name"]: row for row in Job.objects.for_owner(user).stats_by_queue()}
+    settings = {row.queue_name: row for row in QueueSettings.objects.filter(owner=user)}
+    scheduled = Schedule.objects.filter(owner=user).values_list("queue_name", flat=True)
+    # Queues with settings or a schedule but no jobs are queues too (contract A.4).
+    for name in {*settings, *scheduled} - set(rows):
+        rows[name] = {"queue_name": name, "total": 0, "oldest_pending_created_at": None}
+    queues = [rows[name] for name in sorted(rows)]
+    for row in queues:
+        row["counts"] = [(status, row.get(status, 0)) for status in STATUSES_IN_USE]
         row["oldest_pending_age"] = age(row["oldest_pending_created_at"], now)
+        row["settings"] = settings.get(row["queue_name"])
     return render(
         request,
         "console/queue_list.html",
-        {"queues": rows, "statuses": STATUSES_IN_USE, "now": now},
+        {"queues": queues, "statuses": STATUSES_IN_USE, "now": now},
     )
 
 
@@ -140,6 +155,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
+    attempts = list(job.attempts.order_by("attempt"))
     return render(
         request,
         "console/job_detail.html",
@@ -149,6 +165,8 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
             "result": pretty(job.result),
             "can_requeue": job.status in services.REQUEUEABLE,
             "can_cancel": job.status == JobStatus.PENDING,
+            "attempts": attempts,
+            "dropped_attempts": job.attempt_count - len(attempts),
         },
     )
 

@@ -3,11 +3,24 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from console import jobs, tokens
+from console import jobs, queues, schedules, tokens
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/console/"), name="home"),
     path("console/", jobs.queue_list, name="console-queues"),
+    path("console/queues/<str:queue_name>/", queues.queue_detail, name="console-queue"),
+    path(
+        "console/queues/<str:queue_name>/control/",
+        queues.queue_control,
+        name="console-queue-control",
+    ),
+    path("console/schedules/", schedules.schedule_list, name="console-schedules"),
+    path("console/schedules/<str:name>/", schedules.schedule_detail, name="console-schedule"),
+    path(
+        "console/schedules/<str:name>/action/",
+        schedules.schedule_action,
+        name="console-schedule-action",
+    ),
     path("console/jobs/", jobs.job_list, name="console-jobs"),
     path("console/jobs/<uuid:job_id>/", jobs.job_detail, name="console-job"),
     path("console/jobs/<uuid:job_id>/requeue/", jobs.job_requeue, name="console-job-requeue"),

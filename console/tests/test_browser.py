@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from accounts.models import User
+from accounts.services import issue_token
 from queues.models import Job, JobStatus
 from queues.tests.factories import JobFactory
 
@@ -159,3 +160,61 @@ def test_staff_requeues_a_dead_job_with_the_admin_action(
     job.refresh_from_db()
     assert job.status == JobStatus.PENDING and job.retry_count == 0
     assert Job.objects.get(pk=alive.pk).status == JobStatus.PENDING
+
+
+def test_operator_pauses_a_queue_schedules_a_job_and_reads_its_attempts(
+    live_server: Any, transactional_db: None, page: Page
+) -> None:
+    base = live_server.url
+    user = User.objects.create_user("operator@example.com", PASSWORD)
+    token = issue_token(owner=user, name="browser").raw
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert api.post("/jobs", json={"queue_name": "billing", "payload": {"n": 1}}).status_code == 201
+    log_in(page, base, "operator@example.com")
+
+    # Pause the queue from its page: it says so, and a worker gets nothing.
+    page.get_by_role("link", name="billing").click()
+    expect(page.locator("h1")).to_contain_text("billing")
+    expect(page.locator("h1 .badge")).to_have_text("running")
+    page.get_by_role("button", name="Pause queue").click()
+    expect(page.locator(".messages")).to_contain_text("paused")
+    expect(page.locator("h1 .badge")).to_have_text("paused")
+    assert api.post("/queues/billing/lease", json={"worker_id": "w"}).json() is None
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Queues").click()
+    expect(page.locator("tbody tr", has_text="billing")).to_contain_text("paused")
+
+    # Resume it: the job is leased, then nacked, so it has an attempt to show.
+    page.get_by_role("link", name="billing").click()
+    page.get_by_role("button", name="Resume queue").click()
+    expect(page.locator("h1 .badge")).to_have_text("running")
+    lease = api.post("/queues/billing/lease", json={"worker_id": "worker-7"}).json()
+    assert lease is not None
+    job_id = lease["job"]["id"]
+    nacked = api.post(
+        f"/jobs/{job_id}/nack",
+        json={"lease_token": lease["lease_token"], "error": "card declined", "retry": True},
+    )
+    assert nacked.status_code == 200
+
+    # A schedule, created in the console and triggered from its page.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Schedules").click()
+    page.fill("#id_name", "nightly-invoices")
+    page.fill("#id_queue_name", "billing")
+    page.fill("#id_cron", "30 2 * * *")
+    page.fill("#id_timezone", "Europe/Berlin")
+    page.fill("#id_payload", '{"kind": "invoices"}')
+    page.get_by_role("button", name="Create schedule").click()
+    expect(page.locator(".messages")).to_contain_text("Schedule nightly-invoices created.")
+    expect(page.locator("h1")).to_contain_text("nightly-invoices")
+    page.get_by_role("button", name="Trigger now").click()
+    expect(page.locator(".messages")).to_contain_text("Triggered: job")
+    triggered = Job.objects.get(schedule_name="nightly-invoices")
+    assert triggered.queue_name == "billing" and triggered.payload == {"kind": "invoices"}
+
+    # The nacked job's attempts, on its page.
+    page.goto(f"{base}/console/jobs/{job_id}/")
+    attempt = page.locator(".timeline .attempt").first
+    expect(attempt).to_contain_text("Attempt 1")
+    expect(attempt).to_contain_text("nacked")
+    expect(attempt).to_contain_text("worker-7")
+    expect(attempt).to_contain_text("card declined")
