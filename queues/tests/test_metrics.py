@@ -536,3 +536,55 @@ def test_who_may_scrape(db, client, settings, public, token, sent, status):
     assert response.status_code == status
     if status == 403:
         assert "OPENQUEUE_METRICS_TOKEN" in response.json()["detail"]
+
+
+# --- Queue control and schedules (issue 12) ------------------------------------------------
+
+
+def test_refused_leases_are_counted_apart_from_empty_ones(tenant):
+    q = unique_queue("refused")
+    JobFactory(owner=tenant.user, queue_name=q)
+    empty = s("openqueue_jobs_lease_empty_total", queue_name=q)
+    paused = s("openqueue_lease_refused_total", queue_name=q, reason="paused")
+    limited = s("openqueue_lease_refused_total", queue_name=q, reason="max_in_flight")
+    deltas = Deltas(empty, paused, limited)
+
+    patch = {"content_type": "application/json"}
+    tenant.api.patch(f"/queues/{q}", {"paused": True}, **patch)
+    assert lease(tenant, q) is None
+    tenant.api.patch(f"/queues/{q}", {"paused": False, "max_in_flight": 1}, **patch)
+    assert lease(tenant, q) is not None
+    assert lease(tenant, q) is None  # at its limit
+    tenant.api.patch(f"/queues/{q}", {"max_in_flight": None}, **patch)
+    assert lease(tenant, q) is None  # nothing left: an empty lease
+
+    assert deltas() == {paused: 1, limited: 1, empty: 1}
+
+
+def test_paused_queues_have_a_gauge(make_tenant):
+    a, b = make_tenant(), make_tenant()
+    q, other = unique_queue("paused"), unique_queue("running")
+    for tenant in (a, b):
+        tenant.api.patch(f"/queues/{q}", {"paused": True}, content_type="application/json")
+    a.api.patch(f"/queues/{other}", {"max_in_flight": 2}, content_type="application/json")
+
+    registry = CollectorRegistry()
+    registry.register(DatabaseCollector())
+    got = samples(generate_latest(registry).decode())
+
+    assert got[s("openqueue_queue_paused", queue_name=q)] == 2  # both tenants' queue q
+    assert got[s("openqueue_queue_paused", queue_name=other)] == 0
+
+
+def test_schedule_runs_are_counted_by_schedule_name(tenant):
+    name = f"nightly-{uuid.uuid4().hex[:8]}"
+    runs = s("openqueue_schedule_runs_total", schedule_name=name)
+    deltas = Deltas(runs)
+    body = {"queue_name": "reports", "cron": "@daily"}
+    created = tenant.api.put(f"/schedules/{name}", body, content_type="application/json")
+    assert created.status_code == 201
+
+    tenant.api.post_json(f"/schedules/{name}/trigger")
+    tenant.api.post_json(f"/schedules/{name}/trigger")
+
+    assert deltas() == {runs: 2}

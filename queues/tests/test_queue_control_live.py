@@ -159,3 +159,38 @@ def test_resuming_a_paused_queue_wakes_its_long_poll(live_server_factory, tenant
     # Woken by the resume, not by the end of its 20 s wait.
     print(f"\nlong-poll answered {answered_at - resumed_at:.3f} s after the resume")
     assert answered_at - resumed_at < 10
+
+
+def test_a_long_poll_at_the_limit_gets_the_next_job_once_room_opens(live_server_factory, tenant):
+    server = live_server_factory(workers=1, threads=8, env=NO_RATE_LIMITS)
+    headers = {"Authorization": f"Bearer {tenant.token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        batch = {"jobs": [{"queue_name": "one-at-a-time", "payload": {"n": n}} for n in range(2)]}
+        assert client.post("/jobs/batch", json=batch).status_code == 201
+        client.patch("/queues/one-at-a-time", json={"max_in_flight": 1})
+        first = client.post("/queues/one-at-a-time/lease", json={"worker_id": "a"}).json()
+
+    def long_poll() -> Any:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+            body = {"worker_id": "b", "wait_seconds": 20}
+            return client.post("/queues/one-at-a-time/lease", json=body).json(), time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiter = pool.submit(long_poll)
+        wait_until(lambda: lease_waits(server.url, "one-at-a-time") >= 1, "the lease to wait")
+        assert not waiter.done()  # the second job is ready, but the limit holds it back
+
+        acked_at = time.monotonic()
+        ack = httpx.post(
+            f"{server.url}/jobs/{first['job']['id']}/ack",
+            json={"lease_token": first["lease_token"]},
+            headers=headers,
+            timeout=60,
+        )
+        assert ack.status_code == 200
+        second, answered_at = waiter.result()
+
+    assert second is not None and second["job"]["id"] != first["job"]["id"]
+    # Waiters at the limit look again every LIMITED_POLL_SECONDS (0.25 s), not at the deadline.
+    print(f"\nlong-poll answered {answered_at - acked_at:.3f} s after the ack")
+    assert answered_at - acked_at < 10
