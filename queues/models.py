@@ -291,6 +291,14 @@ class JobAttempt(models.Model):
                 condition=Q(outcome__in=AttemptOutcome.values), name="job_attempts_outcome_check"
             ),
         ]
+        indexes = [
+            # The attempt a transition ends: WHERE job_id = ? AND finished_at IS
+            # NULL. Only running attempts are in it (one per processing job), so
+            # it stays small however long the history grows.
+            models.Index(
+                fields=["job"], condition=Q(finished_at__isnull=True), name="job_attempts_open_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.attempt} of {self.job_id} ({self.outcome})"

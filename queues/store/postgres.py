@@ -343,6 +343,11 @@ def _lease_statement(frozen: _Frozen) -> str:
     right-hand side are the values before it too. The attempt history is
     written from the UPDATE's rows. The gate's row is always returned, with
     the leased rows joined to it (none: one row of NULLs).
+
+    The gate's room is a filter (no probe runs when it is 0; the UPDATE takes
+    the first ``room`` of the picked rows), never a LIMIT: with a LIMIT the
+    planner cannot read, it expects many rows and joins the UPDATE to the
+    picked ids by scanning the whole jobs table.
     """
     spec: LeaseSpec = frozen.value
     keep = list(dict.fromkeys(["id", *(key.lstrip("-") for key in spec.order)]))
@@ -367,8 +372,8 @@ def _lease_statement(frozen: _Frozen) -> str:
         f"""c{index} AS (
     SELECT {selected} FROM {_JOBS}
     WHERE {_JOBS}.user_id = %(owner)s AND {_JOBS}.queue_name = %(queue)s
-      AND {render.cond(cond)}
-    ORDER BY {_order(_JOBS, spec.order)} LIMIT (SELECT room FROM gate) FOR UPDATE SKIP LOCKED
+      AND {render.cond(cond)} AND (SELECT room FROM gate) > 0
+    ORDER BY {_order(_JOBS, spec.order)} LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 )"""  # noqa: S608 - rendered from the spec; every value is a parameter
         for index, cond in enumerate(spec.candidates)
     ]
@@ -379,14 +384,15 @@ def _lease_statement(frozen: _Frozen) -> str:
     attempts = _attempt_ctes(spec.attempts, "upd", {})
     return f"""
 WITH {gate}, {", ".join(probes)}, pick AS (
-    SELECT candidates.id{flags}
+    SELECT candidates.id{flags},
+        row_number() OVER (ORDER BY {_order("candidates", spec.order)}) AS position
     FROM ({union}) AS candidates
-    ORDER BY {_order("candidates", spec.order)} LIMIT (SELECT room FROM gate)
+    ORDER BY {_order("candidates", spec.order)} LIMIT %(limit)s
 ), upd AS (
     UPDATE {_JOBS} SET
         {render.sets(spec.writes)}
     FROM pick
-    WHERE {_JOBS}.id = pick.id
+    WHERE {_JOBS}.id = pick.id AND pick.position <= (SELECT room FROM gate)
     RETURNING {_JOBS}.*{returned}
 ){"".join(f", {cte}" for cte in attempts)}
 SELECT upd.*, gate.state AS gate_state, gate.room AS gate_room
