@@ -23,7 +23,7 @@ from api.schemas import (
     field_schema,
     schedule_to_dict,
 )
-from api.views import ERRORS, ApiView
+from api.views import ERRORS, ApiView, check_payload
 from schedules import services
 from schedules.services import ScheduleSpec
 
@@ -72,6 +72,7 @@ class ScheduleView(ApiView):
         responses={
             201: OpenApiResponse(ScheduleOut, description="Created"),
             200: OpenApiResponse(ScheduleOut, description="Replaced"),
+            413: OpenApiResponse(DetailOut, description="Payload over its limit"),
             **ERRORS,
         },
         description=(
@@ -84,6 +85,8 @@ class ScheduleView(ApiView):
         path, body = validate_all(
             (SchedulePath, {"name": name}, "path"), (ScheduleRequest, self.body, "body")
         )
+        # Every job it enqueues carries this payload: the enqueue limit applies.
+        check_payload(body.payload, "Schedule payload", "OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES")
         spec = ScheduleSpec(
             queue_name=body.queue_name,
             cron=body.cron,

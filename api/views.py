@@ -127,7 +127,7 @@ class ApiView(APIView):
             self.body = parse_json_body(request._request)
 
 
-def _check_payload(value: Any, what: str, setting: str) -> None:
+def check_payload(value: Any, what: str, setting: str) -> None:
     limit = getattr(settings, setting)
     size = json_size(value)
     if size > limit:
@@ -135,7 +135,7 @@ def _check_payload(value: Any, what: str, setting: str) -> None:
 
 
 def _new_job(request: EnqueueRequest, what: str) -> services.NewJob:
-    _check_payload(request.payload, what, "OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES")
+    check_payload(request.payload, what, "OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES")
     return services.NewJob(
         queue_name=request.queue_name,
         payload=request.payload,
@@ -369,7 +369,7 @@ class AckView(ApiView):
             (JobPath, {"job_id": job_id}, "path"), (AckRequest, self.body, "body")
         )
         if body.result is not None:
-            _check_payload(body.result, "Result", "OPENQUEUE_MAX_RESULT_PAYLOAD_BYTES")
+            check_payload(body.result, "Result", "OPENQUEUE_MAX_RESULT_PAYLOAD_BYTES")
         services.ack_job(
             owner=self.owner, job_id=path.job_id, lease_token=body.lease_token, result=body.result
         )
@@ -506,7 +506,7 @@ MISMATCH = {"status": 409, "detail": "Job not found, not leased, or lease token 
 def _too_large(value: Any, what: str, setting: str) -> dict[str, Any] | None:
     """The per-item 413 of a value over its limit, or None."""
     try:
-        _check_payload(value, what, setting)
+        check_payload(value, what, setting)
     except PayloadTooLarge as exc:
         return {"status": 413, "detail": str(exc)}
     return None

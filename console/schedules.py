@@ -77,8 +77,9 @@ class ScheduleForm(forms.Form):
             value = json.loads(text)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
-        if "\\u0000" in json.dumps(value):
-            raise forms.ValidationError("JSON without NUL characters, please.")
+        problem = services.payload_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
         return value
 
     @staticmethod

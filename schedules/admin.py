@@ -61,6 +61,13 @@ class ScheduleForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from None
         return value
 
+    def clean_payload(self) -> Any:
+        value = self.cleaned_data.get("payload")
+        problem = services.payload_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
+
     def clean_queue_name(self) -> str:
         value: str = self.cleaned_data["queue_name"]
         if "/" in value or "\x00" in value:

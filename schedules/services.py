@@ -27,6 +27,7 @@ skip it.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -77,6 +79,35 @@ class Fired:
     queue_name: str
     occurrence: datetime
     job_id: uuid.UUID
+
+
+def payload_problem(value: Any) -> str | None:
+    """What keeps ``value`` from being a schedule's payload (forms use it), or None.
+
+    PostgreSQL stores no NUL and no lone surrogate, and every job the
+    schedule enqueues carries the payload, so the enqueue size limit applies.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return "Text with a lone surrogate (\\ud800-\\udfff) cannot be stored."
+    if "\x00" in _strings(value):
+        return "NUL characters (\\u0000) cannot be stored."
+    limit = settings.OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES
+    if len(text) > limit:
+        return f"At most {limit} bytes (OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES), as a job's payload."
+    return None
+
+
+def _strings(value: Any) -> str:
+    """Every key and string in ``value``, joined (to look for characters in)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "".join(key + _strings(item) for key, item in value.items())
+    if isinstance(value, list):
+        return "".join(_strings(item) for item in value)
+    return ""
 
 
 def _first_run(spec_cron: str, zone: str, enabled: bool, now: datetime) -> datetime | None:

@@ -191,3 +191,13 @@ def test_schedule_routes_have_their_own_rate_limits(tenant, settings):
     assert put(tenant, "a", NIGHTLY).status_code == 201
     assert put(tenant, "b", NIGHTLY).status_code == 429
     assert tenant.api.get("/schedules").status_code == 200
+
+
+def test_a_payload_over_the_enqueue_limit_is_413(tenant, settings):
+    settings.OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES = 100
+
+    response = put(tenant, "big", {**NIGHTLY, "payload": {"blob": "x" * 200}})
+
+    assert response.status_code == 413
+    assert "OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES" in response.json()["detail"]
+    assert not Schedule.objects.exists()

@@ -144,6 +144,8 @@ def test_create_edit_trigger_disable_and_delete_a_schedule(user, client_for):
         ("cron", "61 * * * *", "invalid cron expression"),
         ("timezone", "Mars/Olympus", "unknown time zone"),
         ("payload", "{not json", "Not valid JSON"),
+        ("payload", '{"a": "\\ud800"}', "lone surrogate"),
+        ("payload", '{"a": "\\u0000"}', "NUL characters"),
         ("queue_name", "a/b", "no &#x27;/&#x27;"),
         ("name", "has space", "Use 1 to 100"),
     ],
