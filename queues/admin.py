@@ -378,9 +378,8 @@ class QueueSettingsAdmin(admin.ModelAdmin):
             max_in_flight=obj.max_in_flight,
             actor=f"admin: {request.user}",
         )
-        obj.refresh_from_db() if obj.pk else None
-        if obj.pk is None:
-            obj.pk = QueueSettings.objects.get(owner=obj.owner, queue_name=obj.queue_name).pk
+        # The row change_queue wrote (created on an "add"): the admin links to it.
+        obj.pk = QueueSettings.objects.get(owner=obj.owner, queue_name=obj.queue_name).pk
 
     @admin.display(description="in flight")
     def in_flight(self, row: QueueSettings) -> int:
