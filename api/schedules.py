@@ -87,15 +87,7 @@ class ScheduleView(ApiView):
         )
         # Every job it enqueues carries this payload: the enqueue limit applies.
         check_payload(body.payload, "Schedule payload", "OPENQUEUE_MAX_ENQUEUE_PAYLOAD_BYTES")
-        spec = ScheduleSpec(
-            queue_name=body.queue_name,
-            cron=body.cron,
-            timezone=body.timezone,
-            payload=body.payload,
-            priority=body.priority,
-            max_retries=body.max_retries,
-            enabled=body.enabled,
-        )
+        spec = ScheduleSpec.of(body.model_dump())
         schedule, created = services.put_schedule(owner=self.owner, name=path.name, spec=spec)
         return Response(schedule_to_dict(schedule), status=201 if created else 200)
 

@@ -91,16 +91,7 @@ class ScheduleForm(forms.Form):
         return value
 
     def spec(self) -> ScheduleSpec:
-        data = self.cleaned_data
-        return ScheduleSpec(
-            queue_name=data["queue_name"],
-            cron=data["cron"],
-            timezone=data["timezone"],
-            payload=data["payload"],
-            priority=data["priority"],
-            max_retries=data["max_retries"],
-            enabled=data["enabled"],
-        )
+        return ScheduleSpec.of(self.cleaned_data)
 
 
 def _mine(request: HttpRequest, name: str) -> Schedule:

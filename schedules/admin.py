@@ -100,16 +100,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         return [*fixed, *self.readonly_fields]
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
-        data = form.cleaned_data
-        spec = ScheduleSpec(
-            queue_name=data["queue_name"],
-            cron=data["cron"],
-            timezone=data["timezone"],
-            payload=data.get("payload"),
-            priority=data["priority"],
-            max_retries=data["max_retries"],
-            enabled=data["enabled"],
-        )
+        spec = ScheduleSpec.of(form.cleaned_data)
         saved, _ = services.put_schedule(owner=obj.owner, name=obj.name, spec=spec)
         obj.pk = saved.pk
 

@@ -27,10 +27,11 @@ skip it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,6 +72,11 @@ class ScheduleSpec:
         # Checked here too, so no caller can store what the loop cannot evaluate.
         cron.expand(self.cron)
         cron.zone(self.timezone)
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> ScheduleSpec:
+        """The spec from a validated form's or request's values (other keys are ignored)."""
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
 
 
 @dataclass(frozen=True)
