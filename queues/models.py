@@ -270,7 +270,11 @@ class JobAttempt(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    # The unique (job, attempt) index serves every lookup by job.
+    # The unique (job, attempt) index serves every lookup by job, the attempt a
+    # transition ends (WHERE job_id = ? AND finished_at IS NULL) included: a job
+    # has at most OPENQUEUE_MAX_ATTEMPTS_KEPT rows. No other index, so that
+    # ending an attempt or moving its expiry is a HOT update (migration 0005
+    # leaves room for them in each page on PostgreSQL).
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     attempt = models.IntegerField()
     worker_id = models.TextField(null=True, blank=True)
@@ -289,14 +293,6 @@ class JobAttempt(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(outcome__in=AttemptOutcome.values), name="job_attempts_outcome_check"
-            ),
-        ]
-        indexes = [
-            # The attempt a transition ends: WHERE job_id = ? AND finished_at IS
-            # NULL. Only running attempts are in it (one per processing job), so
-            # it stays small however long the history grows.
-            models.Index(
-                fields=["job"], condition=Q(finished_at__isnull=True), name="job_attempts_open_idx"
             ),
         ]
 
