@@ -35,8 +35,9 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 
-from queues import services
+from queues import control, services
 from queues.models import Job
 from queues.store import OrmStore, PostgresStore, using_store
 from queues.tests.factories import UserFactory
@@ -60,6 +61,8 @@ class Walk:
     tokens: dict[str, str] = field(default_factory=dict)
     # Every token ever seen, in order of appearance, for stable labels.
     token_labels: dict[str, str] = field(default_factory=dict)
+    # What a step changed that must be put back when the walk ends (settings).
+    undo: list[Callable[[], None]] = field(default_factory=list)
 
     def label_of(self, job_id: uuid.UUID) -> str:
         return next(label for label, pk in self.jobs.items() if pk == job_id)
@@ -301,6 +304,30 @@ def reap(when: float, grace: float = 0) -> Step:
     return step
 
 
+def queue(when: float, **settings: Any) -> Step:
+    """Change the walk's queue "q" (paused, max_in_flight) as an operator would."""
+
+    def step(walk: Walk) -> Any:
+        info = control.change_queue(
+            owner=walk.owner, queue_name="q", actor="parity", now=at(when), **settings
+        )
+        return [info.paused, info.max_in_flight, info.ready, info.in_flight]
+
+    step.__name__ = f"queue {settings} at {when}s"
+    return step
+
+
+def keep_attempts(count: int) -> Step:
+    def step(walk: Walk) -> Any:
+        changed = override_settings(OPENQUEUE_MAX_ATTEMPTS_KEPT=count)
+        changed.enable()
+        walk.undo.append(changed.disable)
+        return count
+
+    step.__name__ = f"keep {count} attempts"
+    return step
+
+
 # --- Scenarios -------------------------------------------------------------------------
 
 
@@ -400,6 +427,26 @@ def _backoff(trace: list[dict[str, Any]]) -> None:
             nacked_at = float(entry["step"].rsplit(" at ", 1)[1].rstrip("s"))
             delays.append(round(float(job["run_at"][2:-1]) - nacked_at))
     assert delays == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+
+
+def _gate(trace: list[dict[str, Any]]) -> None:
+    leased = [e["outcome"] for e in trace if e["step"].startswith("lease")]
+    assert [len(got) for got in leased] == [2, 0, 0, 1, 0]
+    assert trace[3]["outcome"] == [True, 2, 2, 2]  # paused, its limit kept
+    statuses = [job["status"] for job in trace[-1]["jobs"].values()]
+    assert sorted(statuses) == ["completed", "pending", "processing", "processing"]
+
+
+def _limited_heartbeat(trace: list[dict[str, Any]]) -> None:
+    assert trace[4]["outcome"] == "LeaseMismatch"  # expired, in a limited queue: lost
+    assert trace[5]["outcome"] == "completed"  # an ack is not refused for the expiry (§5.4)
+    assert trace[6]["outcome"] == "t0+60.000000s"  # a live lease is extended as usual
+
+
+def _kept(trace: list[dict[str, Any]]) -> None:
+    attempts = final(trace, "a")["attempts"]
+    assert [a["attempt"] for a in attempts] == [3, 4]
+    assert final(trace, "a")["attempt_count"] == 4
 
 
 def _backoff_walk() -> list[Step]:
@@ -517,6 +564,46 @@ SCENARIOS: dict[str, tuple[list[Step], Callable[[list[dict[str, Any]]], None]]] 
         _reap,
     ),
     "backoff schedule": (_backoff_walk(), _backoff),
+    "max_in_flight and pause hold leases back": (
+        [
+            enqueue("a", "b", "c", "d"),
+            queue(1, max_in_flight=2),
+            lease(2, max_jobs=4),
+            queue(3, paused=True),
+            lease(4),
+            ack("a", 5),
+            lease(6),
+            queue(7, paused=False),
+            lease(8, max_jobs=4),
+            lease(9),
+        ],
+        _gate,
+    ),
+    "heartbeat after expiry in a limited queue": (
+        [
+            enqueue("a", "b"),
+            queue(0, max_in_flight=2),
+            lease(1, seconds=10),
+            lease(2, seconds=100),
+            heartbeat("a", 20),
+            ack("a", 21),
+            heartbeat("b", 30),
+        ],
+        _limited_heartbeat,
+    ),
+    "only the newest attempts are kept": (
+        [
+            keep_attempts(2),
+            enqueue("a", max_retries=5),
+            lease(0, seconds=10),
+            lease(20, seconds=10),
+            nack("a", 21),
+            lease(30),
+            nack("a", 31),
+            lease(40),
+        ],
+        _kept,
+    ),
 }
 
 
@@ -530,9 +617,13 @@ def run(steps: list[Step], engine: Any) -> list[dict[str, Any]]:
     walk = Walk(owner=UserFactory())
     trace = []
     with using_store(engine):
-        for step in steps:
-            outcome = step(walk)
-            trace.append({"step": step.__name__, "outcome": outcome, "jobs": snapshot(walk)})
+        try:
+            for step in steps:
+                outcome = step(walk)
+                trace.append({"step": step.__name__, "outcome": outcome, "jobs": snapshot(walk)})
+        finally:
+            for undo in reversed(walk.undo):
+                undo()
     return json.loads(json.dumps(trace))  # as the golden file holds it
 
 
