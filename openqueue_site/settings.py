@@ -248,6 +248,15 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     if _timeout_ms:
         _db["OPTIONS"]["options"] = f"-c statement_timeout={_timeout_ms}"
 
+# The hot statements (enqueue, lease, ack, nack, heartbeat) as server-side
+# prepared statements on PostgreSQL (queues/store/postgres.py, _hot_cursor):
+# psycopg prepares a statement after it ran this many times on a connection.
+# Only those statements bind on the server; every other query keeps Django's
+# client-side binding, which never prepares.
+OPENQUEUE_DB_PREPARED_STATEMENTS = env_bool("OPENQUEUE_DB_PREPARED_STATEMENTS", True)
+if _db["ENGINE"] == "django.db.backends.postgresql" and OPENQUEUE_DB_PREPARED_STATEMENTS:
+    _db["OPTIONS"]["prepare_threshold"] = 5
+
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
