@@ -384,7 +384,8 @@ def test_job_detail_returns_job_keys_in_contract_order(tenant):
 
     assert response.status_code == 200
     body = response.json()
-    assert list(body) == JOB_KEYS
+    # The contract's keys in its order, then schedule_name appended (contract A.4).
+    assert list(body) == [*JOB_KEYS, "schedule_name"]
     assert body == {
         "id": str(job.id),
         "queue_name": "reports",
@@ -400,6 +401,7 @@ def test_job_detail_returns_job_keys_in_contract_order(tenant):
         "started_at": "2026-11-28T00:27:48.401426Z",
         # Microseconds are always written, even when they are zero.
         "finished_at": "2026-11-28T00:28:00.000000Z",
+        "schedule_name": None,
     }
 
 

@@ -23,6 +23,11 @@ API = "api/tests/test_tenant_isolation.py::test_tenant_sees_another_tenants_job_
 HERE = "api/tests/test_route_isolation.py"
 TOKENS = "console/tests/test_tokens.py"
 CONSOLE = "console/tests/test_jobs.py::test_another_users_job_is_404_everywhere"
+CONTROL = "console/tests/test_control.py"
+QUEUES = "api/tests/test_queue_control.py"
+SCHEDULES = (
+    "api/tests/test_schedules_api.py::test_another_tenants_schedule_behaves_like_a_missing_one"
+)
 ROUTE_COVERAGE = {
     "jobs": API + "[list] (GET); api/tests/test_idempotency.py two-tenant key test (POST)",
     "jobs-batch": HERE + "::test_batch_enqueue_keys_of_another_tenant_never_match",
@@ -37,6 +42,17 @@ ROUTE_COVERAGE = {
     "leases-ack": HERE + "::test_batch_ack_and_nack_treat_a_foreign_job_as_unknown",
     "leases-nack": HERE + "::test_batch_ack_and_nack_treat_a_foreign_job_as_unknown",
     "queue-stats": API + "[stats]",
+    "queues": QUEUES + "::test_another_tenants_queue_is_an_empty_queue_of_your_own",
+    "queue": QUEUES
+    + "::test_another_tenants_queue_is_an_empty_queue_of_your_own (GET); "
+    + QUEUES
+    + "::test_pausing_is_per_tenant (PATCH)",
+    "queue-purge": QUEUES + "::test_purge_deletes_the_queues_jobs_in_that_status_only",
+    "job-attempts": "queues/tests/test_attempts.py::"
+    "test_another_tenants_job_attempts_are_not_found",
+    "schedules": SCHEDULES,
+    "schedule": SCHEDULES,
+    "schedule-trigger": SCHEDULES,
     # Not tenant data: guarded by the admin secret (api/tests/test_provision.py).
     "provision": "api/tests/test_provision.py::test_provisioned_users_are_separate_tenants",
     # No tenant data at all.
@@ -58,6 +74,11 @@ ROUTE_COVERAGE = {
     "console-job-cancel": CONSOLE,
     "console-dlq-action": "console/tests/test_jobs.py::"
     "test_dlq_requeue_selected_skips_other_users_and_live_jobs",
+    "console-queue": CONTROL + "::test_queue_pages_are_per_user",
+    "console-queue-control": CONTROL + "::test_queue_pages_are_per_user",
+    "console-schedules": CONTROL + "::test_another_users_schedule_is_not_found",
+    "console-schedule": CONTROL + "::test_another_users_schedule_is_not_found",
+    "console-schedule-action": CONTROL + "::test_another_users_schedule_is_not_found",
     "console-tokens": TOKENS + "::test_list_shows_only_my_tokens",
     "console-token-revoke": TOKENS + "::test_another_users_token_is_404",
 }
