@@ -121,3 +121,39 @@ def test_batch_round_trips_do_not_grow_with_the_batch(api):
     assert [r["status"] for r in results] == ["completed"] * 25
     assert_round_trips("lease_batch", leasing)
     assert_round_trips("ack_batch", acking)
+
+
+# --- What each round trip costs the server (PostgreSQL) -------------------------------------
+
+
+@pytest.mark.postgres_only
+def test_hot_statements_are_prepared_once_per_connection_and_converted_once_per_process(api):
+    """After a few leases and acks PostgreSQL runs them as prepared statements
+    (decision 0009), and each statement's text fits psycopg's cache of
+    converted queries, so its placeholders are not parsed again per request."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    sent: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    JobFactory.create_batch(8, owner=api.user, queue_name="q")
+    with connection.execute_wrapper(record):
+        for _ in range(8):
+            leased = api.api.post_json("/queues/q/lease", {"worker_id": "w"}).json()
+            ack = {"lease_token": leased["lease_token"]}
+            assert api.api.post_json(f"/jobs/{leased['job']['id']}/ack", ack).status_code == 200
+
+    lease = {sql for sql in sent if "FOR UPDATE SKIP LOCKED" in sql}
+    ack = {sql for sql in sent if sql.lstrip().startswith("WITH changed AS")}
+    assert len(lease) == len(ack) == 1  # each one constant text
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = {row[0] for row in cursor.fetchall()}
+    # psycopg sends the text with $1, $2... in place of %(name)s.
+    assert any("FOR UPDATE SKIP LOCKED" in text for text in prepared), prepared
+    assert any(text.lstrip().startswith("WITH changed AS") for text in prepared), prepared
+    for sql in lease | ack:
+        assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH
