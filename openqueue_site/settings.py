@@ -8,6 +8,7 @@ instead of guessing. docs/operations.md documents each variable.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        raise ImproperlyConfigured(f"{name} must be a number of at least {minimum}, got {raw!r}")
     return value
 
 
@@ -236,17 +250,28 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": str(_name.with_name(f"test-{_name.name}"))}
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_MAX_AGE"] = 0  # the pool below owns connection lifetime
-    _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {})
     if env_bool("OPENQUEUE_DB_POOL", True):
+        # Django's backend with one change: the pool pings a connection at
+        # checkout only when it sat idle (openqueue_site/postgresql/base.py);
+        # Django's CONN_HEALTH_CHECKS would ping on every request.
+        _db["ENGINE"] = "openqueue_site.postgresql"
+        _db["CONN_HEALTH_CHECKS"] = False
         _db["OPTIONS"]["pool"] = {
             "min_size": env_int("OPENQUEUE_DB_POOL_MIN_SIZE", 1, minimum=0),
             "max_size": env_int("OPENQUEUE_DB_POOL_MAX_SIZE", 10, minimum=1),
             "timeout": env_int("OPENQUEUE_DB_POOL_TIMEOUT_SECONDS", 10, minimum=1),
         }
+    else:
+        _db["CONN_HEALTH_CHECKS"] = True
     _timeout_ms = env_int("OPENQUEUE_DB_STATEMENT_TIMEOUT_MS", 0, minimum=0)
     if _timeout_ms:
         _db["OPTIONS"]["options"] = f"-c statement_timeout={_timeout_ms}"
+# A pooled connection given back less than this long ago is handed out
+# without a ping (openqueue_site/postgresql/base.py, openqueue_site/dbpool.py).
+OPENQUEUE_DB_POOL_CHECK_IDLE_SECONDS = env_float(
+    "OPENQUEUE_DB_POOL_CHECK_IDLE_SECONDS", 1.0, minimum=0
+)
 
 # The hot statements (enqueue, lease, ack, nack, heartbeat) as server-side
 # prepared statements on PostgreSQL (queues/store/postgres.py, _hot_cursor):
@@ -254,7 +279,7 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
 # Only those statements bind on the server; every other query keeps Django's
 # client-side binding, which never prepares.
 OPENQUEUE_DB_PREPARED_STATEMENTS = env_bool("OPENQUEUE_DB_PREPARED_STATEMENTS", True)
-if _db["ENGINE"] == "django.db.backends.postgresql" and OPENQUEUE_DB_PREPARED_STATEMENTS:
+if _db["ENGINE"] != "django.db.backends.sqlite3" and OPENQUEUE_DB_PREPARED_STATEMENTS:
     _db["OPTIONS"]["prepare_threshold"] = 5
 
 DATABASES = {"default": _db}
