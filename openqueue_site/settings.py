@@ -327,7 +327,9 @@ WHITENOISE_USE_FINDERS = OPENQUEUE_ENV != "prod"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON whatever Accept says, written by orjson (api/rendering.py).
+    "DEFAULT_RENDERER_CLASSES": ["api.rendering.OrjsonRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.rendering.JsonOnlyNegotiation",
     # Views parse bodies themselves, before authentication (api/parsing.py);
     # the parser is declared so the OpenAPI schema lists application/json bodies.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
