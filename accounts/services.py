@@ -6,6 +6,7 @@ The API, the admin, the web UI and the management commands all call these.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, User
 from accounts.tokens import display_prefix, generate_token, hash_token
+from ratelimits.buckets import spend_sql, wait_after
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,23 @@ def provision_user(
 # --- Looking a token up (every API request) ------------------------------------------
 
 
+def _token_lookup_parts() -> tuple[list[str], str]:
+    """The token's and its owner's columns, and the FROM/WHERE that finds them by hash."""
+    qn = connection.ops.quote_name
+    token_cols = [f"t.{qn(f.column)}" for f in ApiToken._meta.concrete_fields]
+    user_cols = [f"u.{qn(f.column)}" for f in User._meta.concrete_fields]
+    owner = ApiToken._meta.get_field("owner")
+    # Only model metadata is interpolated; the hash is a bound parameter.
+    source = (
+        f" FROM {qn(ApiToken._meta.db_table)} t"
+        f" JOIN {qn(User._meta.db_table)} u"
+        f" ON u.{qn(User._meta.pk.column)} = t.{qn(owner.column)}"
+        f" WHERE t.{qn(ApiToken._meta.get_field('token_hash').column)} = %(hash)s"
+        f" AND t.{qn(ApiToken._meta.get_field('revoked_at').column)} IS NULL"
+    )
+    return token_cols + user_cols, source
+
+
 @functools.cache
 def _token_lookup_sql(alias: str) -> str:
     """The token-and-owner SELECT, built once per process instead of compiled per request.
@@ -104,18 +123,28 @@ def _token_lookup_sql(alias: str) -> str:
     The ORM spent about as long compiling ``select_related("owner").filter(...)``
     as the database spent answering it (docs/benchmarks.md, "Fast path").
     """
+    columns, source = _token_lookup_parts()
+    return f"SELECT {', '.join(columns)}{source}"
+
+
+@functools.cache
+def _token_lookup_and_spend_sql(alias: str) -> str:
+    """The token-and-owner SELECT and the owner's rate-limit spend, in one statement.
+
+    The bucket (``<owner id>:<action>``) is spent only when the token is
+    found and its owner is active: exactly when the separate spend would
+    have run, after authentication. PostgreSQL only (no INSERT in WITH on SQLite).
+    """
+    columns, source = _token_lookup_parts()
     qn = connection.ops.quote_name
-    token_cols = [f"t.{qn(f.column)}" for f in ApiToken._meta.concrete_fields]
-    user_cols = [f"u.{qn(f.column)}" for f in User._meta.concrete_fields]
-    owner = ApiToken._meta.get_field("owner")
-    # Only model metadata is interpolated; the hash is a bound parameter.
+    # Named apart in the CTE (both tables have an id), in the same order.
+    named = ", ".join(f"{column} AS c{index}" for index, column in enumerate(columns))
+    owner = f"c{columns.index('t.' + qn(ApiToken._meta.get_field('owner').column))}"
+    active = f"c{columns.index('u.' + qn(User._meta.get_field('is_active').column))}"
+    spend = spend_sql(rows="found", key=f"found.{owner}::text || ':' || %(action)s", where=active)
     return (
-        f"SELECT {', '.join(token_cols + user_cols)}"  # noqa: S608
-        f" FROM {qn(ApiToken._meta.db_table)} t"
-        f" JOIN {qn(User._meta.db_table)} u"
-        f" ON u.{qn(User._meta.pk.column)} = t.{qn(owner.column)}"
-        f" WHERE t.{qn(ApiToken._meta.get_field('token_hash').column)} = %s"
-        f" AND t.{qn(ApiToken._meta.get_field('revoked_at').column)} IS NULL"
+        f"WITH found AS (SELECT {named}{source}), bucket AS ({spend.strip()})"  # noqa: S608
+        " SELECT found.*, bucket.tokens, bucket.last_allowed FROM found LEFT JOIN bucket ON TRUE"
     )
 
 
@@ -148,14 +177,48 @@ def _from_row(model: type[Any], row: Sequence[Any]) -> Any:
     return model.from_db(connection.alias, attnames, values)
 
 
-def find_active_token(token_hash: str) -> ApiToken | None:
-    """The unrevoked token with this hash, its owner loaded (one indexed query)."""
+@dataclass(frozen=True)
+class Spend:
+    """A rate-limit spend to make with the token's lookup: ``<owner id>:<action>``."""
+
+    action: str
+    rate: float
+    burst: int
+
+
+def find_active_token(
+    token_hash: str, spend: Spend | None = None
+) -> tuple[ApiToken | None, float | None]:
+    """The unrevoked token with this hash, its owner loaded (one indexed query),
+    and, on PostgreSQL with ``spend``, the wait its owner's bucket asks for
+    (0: allowed) from the same statement.
+
+    The wait is None when nothing was spent: no token, an inactive owner, no
+    ``spend``, or SQLite (the caller spends separately there).
+    """
+    spend_here = spend if connection.vendor == "postgresql" else None
     with connection.cursor() as cursor:
-        cursor.execute(_token_lookup_sql(connection.alias), [token_hash])
+        if spend_here is None:
+            cursor.execute(_token_lookup_sql(connection.alias), {"hash": token_hash})
+        else:
+            cursor.execute(
+                _token_lookup_and_spend_sql(connection.alias),
+                {
+                    "hash": token_hash,
+                    "action": spend_here.action,
+                    "rate": float(spend_here.rate),
+                    "burst": float(spend_here.burst),
+                    "now": time.time(),
+                },
+            )
         row = cursor.fetchone()
     if row is None:
-        return None
+        return None, None
     split = len(ApiToken._meta.concrete_fields)
+    width = split + len(User._meta.concrete_fields)
     token = _from_row(ApiToken, row[:split])
-    token.owner = _from_row(User, row[split:])
-    return token
+    token.owner = _from_row(User, row[split:width])
+    wait = None
+    if spend_here is not None and row[width + 1] is not None:
+        wait = wait_after(row[width], row[width + 1], spend_here.rate)
+    return token, wait

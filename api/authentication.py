@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import OperationalError
 from django.db.models import Q
 from django.utils import timezone
@@ -15,7 +16,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from accounts.models import ApiToken, User
-from accounts.services import find_active_token
+from accounts.services import Spend, find_active_token
 from accounts.tokens import hash_token
 from ratelimits.buckets import auth_failures
 from ratelimits.clients import client_address
@@ -30,6 +31,18 @@ logger = logging.getLogger("openqueue.auth")
 
 class NotAuthenticated(exceptions.NotAuthenticated):
     default_detail = "Not authenticated"
+
+
+def _rate_limit_spend(request: Request) -> Spend | None:
+    """The rate-limit bucket this request spends from (api/throttling.py), if any."""
+    if not settings.OPENQUEUE_RATE_LIMIT_ENABLED:
+        return None
+    view = request.parser_context.get("view") if request.parser_context else None
+    action = getattr(view, "rate_limit_actions", {}).get(request.method)
+    if action is None:
+        return None
+    rate, burst = settings.OPENQUEUE_RATE_LIMITS[action]
+    return Spend(action=action, rate=rate, burst=burst)
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -61,7 +74,12 @@ class BearerTokenAuthentication(BaseAuthentication):
         credentials = credentials.strip()
         if not credentials:
             raise NotAuthenticated()
-        token = find_active_token(hash_token(credentials))
+        spend = _rate_limit_spend(request)
+        token, wait = find_active_token(hash_token(credentials), spend)
+        if wait is not None:
+            # The rate limit was spent by the lookup's own statement: the
+            # throttle reads the outcome instead of spending again.
+            request._request.openqueue_rate_limit_wait = (spend, wait)  # type: ignore[attr-defined]
         if token is None:
             # Brute force: each failure spends from the address's budget;
             # past it the failures are 429. A valid token is never refused

@@ -22,7 +22,9 @@ class TokenBucketThrottle(BaseThrottle):
 
     A view names its actions per HTTP method in ``rate_limit_actions``; the
     limits come from ``OPENQUEUE_RATE_LIMITS`` (settings.py). Authentication
-    runs first, so a request with a bad token never spends a token.
+    runs first, so a request with a bad token never spends a token. On
+    PostgreSQL the token's lookup has already spent it in the same statement
+    (api/authentication.py): the throttle only reads the outcome.
     """
 
     def allow_request(self, request: Request, view: Any) -> bool:
@@ -33,6 +35,14 @@ class TokenBucketThrottle(BaseThrottle):
         if action is None:
             return True
         rate, burst = settings.OPENQUEUE_RATE_LIMITS[action]
+        spent = getattr(request._request, "openqueue_rate_limit_wait", None)
+        if spent is not None and spent[0].action == action:
+            # PostgreSQL: spent by the token lookup's statement (api/authentication.py).
+            wait = spent[1]
+            if wait > 0:
+                self.wait_seconds = wait
+                return False
+            return True
         try:
             wait = take_token(f"{request.user.pk}:{action}", rate, burst)
         except OperationalError as exc:

@@ -39,6 +39,25 @@ RETURNING tokens, last_allowed
 """  # noqa: S608 - only constant SQL is interpolated; every value is a parameter
 
 
+def spend_sql(rows: str, key: str, where: str = "TRUE") -> str:
+    """The bucket UPSERT fed by a query: one spend per row of ``rows`` matching ``where``.
+
+    ``key`` is the SQL expression of the bucket's key over those rows. For
+    statements that spend in the same round trip as another read (the bearer
+    token's lookup, api/authentication.py); PostgreSQL only (SQLite has no
+    INSERT inside WITH). Returns ``tokens, last_allowed`` as ``take_token`` reads them.
+    """
+    return _UPSERT.replace(
+        "VALUES (%(key)s, %(burst)s - 1, %(now)s, TRUE)",
+        f"SELECT {key}, %(burst)s - 1, %(now)s, TRUE FROM {rows} WHERE {where}",  # noqa: S608
+    )  # names and expressions from our code only; every value is a parameter
+
+
+def wait_after(tokens: float, allowed: bool, rate: float) -> float:
+    """0 if the spend was allowed, else the seconds until the bucket holds a token."""
+    return 0.0 if allowed else (1 - tokens) / rate
+
+
 def take_token(key: str, rate: float, burst: int, now: float | None = None) -> float:
     """Spend one token from bucket ``key``; return 0 if allowed, else seconds to wait.
 
@@ -50,7 +69,7 @@ def take_token(key: str, rate: float, burst: int, now: float | None = None) -> f
     with connection.cursor() as cursor:
         cursor.execute(_UPSERT, params)
         tokens, allowed = cursor.fetchone()
-    return 0.0 if allowed else (1 - tokens) / rate
+    return wait_after(tokens, allowed, rate)
 
 
 def give_back(key: str, burst: int) -> None:

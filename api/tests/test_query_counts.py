@@ -19,38 +19,40 @@ from queues.tests.factories import JobFactory
 # Per request, after a warm-up request (the token's last_used_at is written
 # at most once a minute, so the warm-up absorbs it).
 EXPECTED = {
-    # auth SELECT, rate-limit UPSERT, one INSERT ... RETURNING + pg_notify statement.
+    # On PostgreSQL the token's lookup spends the rate limit in the same
+    # statement (accounts/services.py, find_active_token): one round trip.
+    # auth + rate limit, one INSERT ... RETURNING + pg_notify statement.
     # Here it is wrapped in SAVEPOINT/RELEASE because the test runs inside a
-    # transaction; in production (autocommit) the request makes 3 round trips.
-    ("postgresql", "enqueue"): 5,
+    # transaction; in production (autocommit) the request makes 2 round trips.
+    ("postgresql", "enqueue"): 4,
     # auth SELECT, rate-limit UPSERT, BEGIN IMMEDIATE, INSERT, COMMIT
     ("sqlite", "enqueue"): 5,
-    # auth SELECT, rate-limit UPSERT, one CTE statement (the queue's settings,
-    # probes, lock, lease, RETURNING, the attempt written)
-    ("postgresql", "lease"): 3,
+    # auth + rate limit, one CTE statement (the queue's settings, probes,
+    # lock, lease, RETURNING, the attempt written)
+    ("postgresql", "lease"): 2,
     # auth SELECT, rate-limit UPSERT, the queue's settings, two probes, UPDATE,
     # the attempt's INSERT. In production the lease is its own transaction
     # (BEGIN IMMEDIATE ... COMMIT: 9 statements, all in-process); inside the
     # test's transaction it takes no savepoint, so 7 are seen here.
     ("sqlite", "lease"): 7,
     # Nothing due: the same statement on PostgreSQL; no UPDATE on SQLite.
-    ("postgresql", "lease_empty"): 3,
+    ("postgresql", "lease_empty"): 2,
     ("sqlite", "lease_empty"): 5,
-    # auth SELECT, rate-limit UPSERT, guarded UPDATE ... RETURNING (its attempt
-    # written by the same statement)
-    ("postgresql", "ack"): 3,
+    # auth + rate limit, guarded UPDATE ... RETURNING (its attempt written by
+    # the same statement)
+    ("postgresql", "ack"): 2,
     # auth SELECT, rate-limit UPSERT, SAVEPOINT, UPDATE, the attempt's UPDATE,
     # RELEASE (BEGIN IMMEDIATE ... COMMIT in production)
     ("sqlite", "ack"): 6,
-    # auth SELECT, rate-limit UPSERT, one CTE statement for the whole batch, inside
-    # a transaction (SAVEPOINT/RELEASE here; BEGIN/COMMIT in production).
-    ("postgresql", "lease_batch"): 5,
+    # auth + rate limit, one CTE statement for the whole batch, inside a
+    # transaction (SAVEPOINT/RELEASE here; BEGIN/COMMIT in production).
+    ("postgresql", "lease_batch"): 4,
     # auth SELECT, rate-limit UPSERT, BEGIN, the queue's settings, two probes,
     # one bulk UPDATE, one INSERT of the attempts, COMMIT
     ("sqlite", "lease_batch"): 9,
-    # auth SELECT, rate-limit UPSERT, one guarded UPDATE for every item (on
-    # PostgreSQL a constant statement over the items as one JSON array)
-    ("postgresql", "ack_batch"): 3,
+    # auth + rate limit, one guarded UPDATE for every item (on PostgreSQL a
+    # constant statement over the items as one JSON array)
+    ("postgresql", "ack_batch"): 2,
     # ...and on SQLite in a transaction with one UPDATE of their attempts
     ("sqlite", "ack_batch"): 6,
 }
