@@ -188,8 +188,13 @@ def gunicorn(
     workers: int | None,
     threads: int | None,
     extra_env: dict[str, str] | None = None,
+    server: str = "gunicorn",
 ) -> Iterator[tuple[str, int]]:
-    """Start gunicorn -c gunicorn.conf.py on a free loopback port; yield (url, master pid)."""
+    """Start the server on a free loopback port; yield (url, master pid).
+
+    ``server``: ``gunicorn`` (gunicorn.conf.py, what ships) or ``granian``
+    (its WSGI interface, for comparing serving layers: decision 0010).
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -215,6 +220,24 @@ def gunicorn(
         "--bind",
         f"127.0.0.1:{port}",
     ]
+    if server == "granian":
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="oq-bench-prom-"))
+        command = [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            env.get("WEB_CONCURRENCY", "2"),
+            "--blocking-threads",
+            env.get("OPENQUEUE_THREADS", "128"),
+            "openqueue_site.wsgi:application",
+        ]
     logfile = (workdir / "gunicorn.log").open("wb")
     # Own session: Ctrl-C reaches only this script, which then stops the
     # server in order instead of racing it.
@@ -535,6 +558,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
     )
     parser.add_argument("--write-docs", action="store_true", help=f"rewrite our part of {DOCS}")
     parser.add_argument("--only", help="comma-separated scenarios, of: " + ",".join(ORDER))
+    parser.add_argument(
+        "--server",
+        choices=["gunicorn", "granian"],
+        default="gunicorn",
+        help="serving layer (default gunicorn, what ships)",
+    )
     parser.add_argument("--server-workers", type=int, help="gunicorn workers (WEB_CONCURRENCY)")
     parser.add_argument("--server-threads", type=int, help="threads per worker")
     for item in fields(Sizes):
@@ -583,7 +612,9 @@ def main(argv: list[str] | None = None) -> int:
             user_id = conn.execute(
                 "SELECT id FROM users WHERE email = %s", (BENCH_EMAIL,)
             ).fetchone()[0]
-        with gunicorn(database_url, workdir, args.server_workers, args.server_threads) as (
+        with gunicorn(
+            database_url, workdir, args.server_workers, args.server_threads, server=args.server
+        ) as (
             url,
             server_pid,
         ):
@@ -592,7 +623,10 @@ def main(argv: list[str] | None = None) -> int:
             # gunicorn.conf.py's default when neither the flag nor the variable is set.
             threads = args.server_threads or int(os.environ.get("OPENQUEUE_THREADS", "128"))
             facts = machine_facts(
-                database_url, f"gunicorn gthread, {workers} workers × {threads} threads"
+                database_url,
+                f"gunicorn gthread, {workers} workers × {threads} threads"
+                if args.server == "gunicorn"
+                else f"granian WSGI, {workers} workers × {threads} blocking threads",
             )
 
             def probe() -> dict[str, float | None]:

@@ -147,6 +147,8 @@ class RequestLogMiddleware:
         reset = request_id_var.set(request_id)
         try:
             response = self.get_response(request)
+            if not http_logger.isEnabledFor(logging.INFO):
+                return response
             http_logger.info(
                 "http_request",
                 extra={
@@ -158,7 +160,7 @@ class RequestLogMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     "tenant_id": tenant_id(request),
                     "client_ip": client_address(request),
-                    "user_agent": request.headers.get("User-Agent", "")[:512],
+                    "user_agent": request.META.get("HTTP_USER_AGENT", "")[:512],
                 },
             )
             return response

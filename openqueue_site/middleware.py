@@ -43,7 +43,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "").strip()
+        # META, not request.headers: that builds a dict of every header first.
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "").strip()
         request_id = incoming if _REQUEST_ID_OK.match(incoming) else str(uuid.uuid4())
         request.request_id = request_id  # type: ignore[attr-defined]
         response = self.get_response(request)
