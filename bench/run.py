@@ -11,6 +11,8 @@ also on Ctrl-C::
     .venv/bin/python bench/run.py --write-docs          # ~5 minutes on 2 cores
     .venv/bin/python bench/run.py --quick               # ~1 minute, smaller sizes
     .venv/bin/python bench/run.py --only drain,raw_lease_ack --drain-jobs 20000
+    # The same load on granian instead of gunicorn (pip install granian first):
+    .venv/bin/python bench/run.py --server granian --server-threads 8
 
 Sizes are flags (``--help``); the report records the exact command.
 """
