@@ -20,6 +20,9 @@ from django.views.decorators.http import require_http_methods
 from accounts.models import ApiToken, User
 from accounts.services import issue_token, revoke_token
 
+# The session key that carries a new token's secret from the POST to the GET that shows it.
+_NEW_TOKEN = "openqueue_new_token"  # noqa: S105 - a session key, not a secret
+
 
 class TokenForm(forms.Form):
     name = forms.CharField(
@@ -36,12 +39,21 @@ def token_list(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         issued = issue_token(owner=cast(User, request.user), name=form.cleaned_data["name"])
-        base_url = request.build_absolute_uri("/").rstrip("/")
-        return render(
-            request,
-            "console/token_created.html",
-            {"token": issued.token, "secret": issued.raw, "base_url": base_url},
-        )
+        # Post/redirect/get: reloading the page that shows the secret must not
+        # issue a second token. The secret waits in the session for the one
+        # GET that shows it, and is gone from there as soon as it is shown.
+        request.session[_NEW_TOKEN] = {"id": issued.token.pk, "secret": issued.raw}
+        return HttpResponseRedirect(reverse("console-tokens"))
+    created = request.session.pop(_NEW_TOKEN, None) if request.method == "GET" else None
+    if created is not None:
+        token = ApiToken.objects.filter(pk=created["id"], owner_id=request.user.pk).first()
+        if token is not None:
+            base_url = request.build_absolute_uri("/").rstrip("/")
+            return render(
+                request,
+                "console/token_created.html",
+                {"token": token, "secret": created["secret"], "base_url": base_url},
+            )
     tokens = ApiToken.objects.filter(owner_id=request.user.pk).order_by("revoked_at", "-created_at")
     return render(request, "console/token_list.html", {"form": form, "tokens": tokens})
 

@@ -25,5 +25,5 @@ urlpatterns = [
 
 handler400 = "api.errors.bad_request"
 handler403 = "api.errors.permission_denied"
-handler404 = "api.errors.not_found"
+handler404 = "openqueue_site.errors.not_found"
 handler500 = "api.errors.server_error"

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from accounts.models import User
+from accounts.models import ApiToken, User
 from accounts.services import issue_token
 from queues.models import Job, JobStatus
 from queues.tests.factories import JobFactory
@@ -97,6 +97,11 @@ def test_tenant_creates_a_token_requeues_from_the_dlq_and_revokes_the_token(
     expect(page.locator("#curl-example")).to_contain_text(f"curl -X POST {base}/jobs")
     expect(page.locator("#curl-example")).to_contain_text(f"Bearer {secret}")
     expect(page.get_by_role("button", name="Copy")).to_be_visible()
+    # Reloading that page shows the token list: no second token, no secret.
+    page.reload()
+    expect(page.locator("#token-secret")).to_have_count(0)
+    expect(page.get_by_text("browser-worker")).to_be_visible()
+    assert ApiToken.objects.filter(name="browser-worker").count() == 1
 
     # With that token over the REST API: enqueue, lease, nack into the DLQ.
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=10)

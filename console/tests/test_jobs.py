@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import pytest
 from django.test import Client
 
@@ -222,3 +225,37 @@ def test_dlq_action_on_a_queue_name_with_nul_changes_nothing(user, client_for):
 
     assert response.status_code == 302
     assert Job.objects.get(pk=job.pk).status == JobStatus.DEAD
+
+
+def test_jobs_of_the_same_millisecond_read_differently_in_the_lists(user, client_for):
+    # Two UUIDv7 ids of one millisecond: the same first 12 hex digits.
+    first = uuid.UUID("019ad5c2-8f3a-7abc-8000-00000000a1b2")
+    second = uuid.UUID("019ad5c2-8f3a-7def-9fff-ffffffff0c3d")
+    for job_id in (first, second):
+        JobFactory(owner=user, queue_name="q", id=job_id, dead=True)
+
+    for url in ("/console/jobs/", "/console/dlq/"):
+        body = client_for.get(url).content.decode()
+        shown = re.findall(r'title="([0-9a-f-]{36})">([^<]+)</a>', body)
+        assert sorted(shown) == sorted(
+            [(str(first), "019ad5c2…0000a1b2"), (str(second), "019ad5c2…ffff0c3d")]
+        ), url
+
+
+def test_a_missing_job_in_the_console_is_an_html_page_with_navigation(client_for):
+    theirs = JobFactory()
+
+    for url in (f"/console/jobs/{theirs.pk}/", f"/console/jobs/{uuid.uuid4()}/", "/console/nope/"):
+        response = client_for.get(url)
+        assert response.status_code == 404, url
+        assert response["Content-Type"].startswith("text/html"), url
+        body = response.content.decode()
+        assert 'href="/console/"' in body and "Not found" in body, url
+        assert str(theirs.pk) not in body
+
+
+def test_an_unknown_api_route_is_still_the_contracts_json_404(client_for):
+    response = client_for.get("/no-such-route")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}

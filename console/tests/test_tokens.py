@@ -31,7 +31,10 @@ def test_token_pages_require_login():
 
 
 def test_create_token_shows_the_secret_once_with_a_curl_example(user, client_for):
-    response = client_for.post("/console/tokens/", {"name": "billing-worker"})
+    posted = client_for.post("/console/tokens/", {"name": "billing-worker"})
+    # Post/redirect/get: the secret is shown by the GET the redirect leads to.
+    assert posted.status_code == 302 and posted["Location"] == "/console/tokens/"
+    response = client_for.get("/console/tokens/")
     assert response.status_code == 200
     secret = response.context["secret"]
     body = response.content.decode()
@@ -46,6 +49,18 @@ def test_create_token_shows_the_secret_once_with_a_curl_example(user, client_for
     listing = client_for.get("/console/tokens/").content.decode()
     assert "billing-worker" in listing and secret not in listing
     assert token.token_hash not in listing
+
+
+def test_reloading_after_creating_a_token_creates_no_second_one(user, client_for):
+    landed = client_for.post("/console/tokens/", {"name": "billing-worker"}, follow=True)
+    assert "secret" in landed.context
+    # A reload repeats the request that rendered the page: a GET, not the POST.
+    assert landed.request["REQUEST_METHOD"] == "GET"
+    reloaded = client_for.get(landed.request["PATH_INFO"])
+
+    assert ApiToken.objects.filter(owner=user).count() == 1
+    assert "secret" not in reloaded.context
+    assert "billing-worker" in reloaded.content.decode()
 
 
 def test_create_token_needs_a_name(client_for):
