@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.contrib import messages
@@ -24,7 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
-from queues import services
+from queues import control, services
 from queues.models import QUEUE_NAME_MAX_LENGTH, STATUSES_IN_USE, Job, JobStatus, QueueSettings
 from schedules.models import Schedule
 
@@ -109,9 +109,16 @@ def queue_list(request: HttpRequest) -> HttpResponse:
     for name in {*settings, *scheduled} - set(rows):
         rows[name] = {"queue_name": name, "total": 0, "oldest_pending_created_at": None}
     queues = [rows[name] for name in sorted(rows)]
+    # Ready and scheduled apart: a queue whose only job is due next week has
+    # nothing waiting, and its "oldest" must not climb (queues/control.py).
+    info = {q.queue_name: q for q in control.list_queues(owner=user, also=rows, now=now)}
     for row in queues:
         row["counts"] = [(status, row.get(status, 0)) for status in STATUSES_IN_USE]
-        row["oldest_pending_age"] = age(row["oldest_pending_created_at"], now)
+        row["scheduled"] = info[row["queue_name"]].scheduled
+        oldest = info[row["queue_name"]].oldest_ready_age_seconds
+        row["oldest_ready_age"] = (
+            "" if oldest is None else age(now - timedelta(seconds=oldest), now)
+        )
         row["settings"] = settings.get(row["queue_name"])
     return render(
         request,

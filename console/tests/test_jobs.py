@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from queues.models import DeadReason, Job, JobStatus
 from queues.tests.factories import JobFactory, UserFactory
@@ -48,8 +50,20 @@ def test_queue_overview_counts_by_status_and_shows_only_my_queues(user, client_f
     rows = response.context["queues"]
     assert [row["queue_name"] for row in rows] == ["emails"]
     assert rows[0]["pending"] == 2 and rows[0]["dead"] == 1 and rows[0]["total"] == 3
-    assert rows[0]["oldest_pending_age"]
+    assert rows[0]["oldest_ready_age"]
     assert b"someone-elses-queue" not in response.content
+
+
+def test_a_queue_of_only_scheduled_jobs_has_no_oldest_ready_age(user, client_for):
+    next_week = timezone.now() + timedelta(days=7)
+    JobFactory(owner=user, queue_name="later", run_at=next_week, created_at=timezone.now())
+    JobFactory(owner=user, queue_name="now", created_at=timezone.now() - timedelta(minutes=5))
+
+    rows = {row["queue_name"]: row for row in client_for.get("/console/").context["queues"]}
+
+    assert rows["later"]["pending"] == 1 and rows["later"]["scheduled"] == 1
+    assert rows["later"]["oldest_ready_age"] == ""
+    assert rows["now"]["scheduled"] == 0 and rows["now"]["oldest_ready_age"] == "5 min"
 
 
 def test_job_list_filters_by_queue_and_status_and_paginates(user, client_for):
