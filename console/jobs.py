@@ -24,6 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
+from openqueue_site import audit
 from queues import control, services
 from queues.models import QUEUE_NAME_MAX_LENGTH, STATUSES_IN_USE, Job, JobStatus, QueueSettings
 from schedules.models import Schedule
@@ -92,9 +93,21 @@ def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
     return HttpResponseRedirect(target)
 
 
-def _report(request: HttpRequest, verb: str, changed: int, selected: int) -> None:
+def _report(
+    request: HttpRequest, verb: str, changed: int, selected: int, job: Job | None = None
+) -> None:
+    """Tell the user what happened, and write it to the audit trail (openqueue_site/audit.py)."""
     level = messages.SUCCESS if changed else messages.WARNING
     messages.add_message(request, level, f"{changed} {verb}, {selected - changed} skipped.")
+    audit.record(
+        request,
+        action=verb,
+        model=Job,
+        count=changed,
+        obj=job,
+        detail=f"{selected} selected, {selected - changed} skipped",
+        kind="deleted" if verb == "discarded" else "changed",
+    )
 
 
 @login_required
@@ -183,7 +196,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 def job_requeue(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
     changed = services.requeue_jobs(Job.objects.for_owner(request.user).filter(pk=job.pk))
-    _report(request, "requeued", changed, 1)
+    _report(request, "requeued", changed, 1, job)
     return _back(request, reverse("console-job", args=[job.pk]))
 
 
@@ -192,7 +205,7 @@ def job_requeue(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 def job_cancel(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
     changed = services.cancel_jobs(Job.objects.for_owner(request.user).filter(pk=job.pk))
-    _report(request, "cancelled", changed, 1)
+    _report(request, "cancelled", changed, 1, job)
     return _back(request, reverse("console-job", args=[job.pk]))
 
 
@@ -236,13 +249,14 @@ def dlq_action(request: HttpRequest) -> HttpResponse:
     queue = post.get("queue", "")
     back = reverse("console-dlq") + (f"?{urlencode({'queue': queue})}" if queue else "")
     dead = _dead(request)
+    one: Job | None = None
     if "requeue_one" in post or "discard_one" in post:
         action = "requeue" if "requeue_one" in post else "discard"
         job_id = _uuids([post.get(f"{action}_one", "")])
         job = get_object_or_404(
             Job.objects.for_owner(request.user), pk=job_id[0] if job_id else None
         )
-        jobs, selected, scope = dead.filter(pk=job.pk), 1, "one"
+        jobs, selected, scope, one = dead.filter(pk=job.pk), 1, "one", job
     else:
         action = post.get("action", "")
         if post.get("all") == "1" and queue:
@@ -288,5 +302,5 @@ def dlq_action(request: HttpRequest) -> HttpResponse:
         changed = services.requeue_jobs(jobs)
     else:
         changed = services.delete_jobs(jobs)
-    _report(request, DLQ_VERBS[action], changed, selected)
+    _report(request, DLQ_VERBS[action], changed, selected, one)
     return _back(request, back)

@@ -17,8 +17,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from console.jobs import age, user_of
+from openqueue_site import audit
 from queues import control
-from queues.models import MAX_IN_FLIGHT_LIMIT, QUEUE_NAME_MAX_LENGTH
+from queues.models import MAX_IN_FLIGHT_LIMIT, QUEUE_NAME_MAX_LENGTH, QueueSettings
 from schedules.models import Schedule
 
 
@@ -91,4 +92,19 @@ def queue_control(request: HttpRequest, queue_name: str) -> HttpResponse:
         messages.success(request, f"Queue {name} has no limit now.")
     else:
         messages.error(request, "Unknown action.")
+        return back
+    settings_row = QueueSettings.objects.filter(owner=user_of(request), queue_name=name).first()
+    audit.record(
+        request,
+        action={
+            "pause": "paused",
+            "resume": "resumed",
+            "limit": f"set max_in_flight={settings_row.max_in_flight if settings_row else ''} on",
+            "unlimit": "removed the max_in_flight limit of",
+        }[action],
+        model=QueueSettings,
+        count=1,
+        obj=settings_row,
+        detail=f"queue {name}",
+    )
     return back

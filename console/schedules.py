@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from console.jobs import user_of
+from openqueue_site import audit
 from queues.models import INT32_MAX, INT32_MIN, QUEUE_NAME_MAX_LENGTH
 from schedules import cron, services
 from schedules.models import NAME_PATTERN, Schedule
@@ -125,6 +126,7 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
             form.add_error("name", "You have a schedule of this name already: edit that one.")
         else:
             services.put_schedule(owner=user_of(request), name=name, spec=form.spec())
+            _audit(request, "created", name, kind="added")
             messages.success(request, f"Schedule {name} created.")
             return HttpResponseRedirect(reverse("console-schedule", args=[name]))
     return render(
@@ -141,6 +143,7 @@ def schedule_detail(request: HttpRequest, name: str) -> HttpResponse:
     form = ScheduleForm(request.POST or None, initial=_initial(schedule), editing=True)
     if request.method == "POST" and form.is_valid():
         services.put_schedule(owner=user_of(request), name=schedule.name, spec=form.spec())
+        _audit(request, "changed", schedule.name)
         messages.success(request, f"Schedule {schedule.name} saved.")
         return HttpResponseRedirect(reverse("console-schedule", args=[schedule.name]))
     return render(
@@ -154,6 +157,11 @@ def schedule_detail(request: HttpRequest, name: str) -> HttpResponse:
     )
 
 
+def _audit(request: HttpRequest, action: str, name: str, **extra: Any) -> None:
+    schedule = Schedule.objects.filter(owner=user_of(request), name=name).first()
+    audit.record(request, action=action, model=Schedule, count=1, obj=schedule, **extra)
+
+
 @login_required
 @require_POST
 def schedule_action(request: HttpRequest, name: str) -> HttpResponse:
@@ -163,16 +171,20 @@ def schedule_action(request: HttpRequest, name: str) -> HttpResponse:
     action = request.POST.get("action", "")
     if action == "trigger":
         job_id = services.trigger(owner=user_of(request), name=schedule.name)
+        _audit(request, "triggered", schedule.name, detail=f"job {job_id}")
         messages.success(request, f"Triggered: job {job_id} enqueued into {schedule.queue_name}.")
     elif action in ("enable", "disable"):
         mine = Schedule.objects.filter(pk=schedule.pk)
         changed = services.set_enabled(mine, enabled=action == "enable")
+        if changed:
+            _audit(request, f"{action}d", schedule.name)
         messages.success(
             request, f"Schedule {schedule.name} {action}d." if changed else "No change."
         )
     elif action == "delete":
         if request.POST.get("confirm") != "yes":
             return render(request, "console/schedule_delete.html", {"schedule": schedule})
+        _audit(request, "deleted", schedule.name, kind="deleted")
         services.delete_schedule(owner=user_of(request), name=schedule.name)
         messages.success(request, f"Schedule {schedule.name} deleted; its jobs stay.")
         return HttpResponseRedirect(reverse("console-schedules"))

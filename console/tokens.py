@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.models import ApiToken, User
 from accounts.services import issue_token, revoke_token
+from openqueue_site import audit
 
 # The session key that carries a new token's secret from the POST to the GET that shows it.
 _NEW_TOKEN = "openqueue_new_token"  # noqa: S105 - a session key, not a secret
@@ -39,6 +40,9 @@ def token_list(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         issued = issue_token(owner=cast(User, request.user), name=form.cleaned_data["name"])
+        audit.record(
+            request, action="created", model=ApiToken, count=1, obj=issued.token, kind="added"
+        )
         # Post/redirect/get: reloading the page that shows the secret must not
         # issue a second token. The secret waits in the session for the one
         # GET that shows it, and is gone from there as soon as it is shown.
@@ -66,6 +70,7 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if request.method == "GET":
         return render(request, "console/token_revoke.html", {"token": token})
     if revoke_token(token=token):
+        audit.record(request, action="revoked", model=ApiToken, count=1, obj=token)
         messages.success(request, f"Token “{token.name}” revoked. It no longer works.")
     else:
         messages.warning(request, f"Token “{token.name}” was already revoked.")

@@ -21,6 +21,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from accounts.forms import AdminLoginForm
+from openqueue_site import audit
 
 # The confirmation page lists at most this many of the rows that will change.
 SAMPLE_SIZE = 10
@@ -106,6 +107,16 @@ class OpenQueueAdminSite(admin.AdminSite):
         changed = run(queryset)
         skipped = selected - changed
         why = f" ({skip_reason})" if skipped else ""
+        audit.record(
+            request,
+            action=verb,
+            model=queryset.model,
+            count=changed,
+            detail=f"{selected} selected, {skipped} skipped"
+            + "".join(f", {name}" for name, _ in options if request.POST.get(name) == "on")
+            + (f", {number[0]}={request.POST.get(number[0])}" if number is not None else ""),
+            kind="deleted" if verb == "delete" else "changed",
+        )
         model_admin.message_user(
             request,
             f"{changed} {done}, {skipped} skipped{why}.",
