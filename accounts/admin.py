@@ -1,5 +1,7 @@
 """The admin for users and API tokens: deactivate and revoke, each after a confirmation."""
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -75,12 +77,29 @@ class UserAdmin(BaseUserAdmin):
         )
 
 
+class TokenStateFilter(admin.SimpleListFilter):
+    """Active or revoked, instead of Django's date choices for ``revoked_at``."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> QuerySet[ApiToken]:
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are issued in the web UI or by provisioning; the hash is never shown."""
 
     list_display = ["name", "prefix", "owner", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["revoked_at"]
+    list_filter = [TokenStateFilter]
     list_select_related = ["owner"]
     search_fields = ["name", "prefix", "owner__email"]
     # token_hash is deliberately absent from every list here.

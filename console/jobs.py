@@ -195,8 +195,11 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 @require_POST
 def job_requeue(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
-    changed = services.requeue_jobs(Job.objects.for_owner(request.user).filter(pk=job.pk))
-    _report(request, "requeued", changed, 1, job)
+    reset = request.POST.get("reset_retries") == "on"
+    changed = services.requeue_jobs(
+        Job.objects.for_owner(request.user).filter(pk=job.pk), reset_retries=reset
+    )
+    _report(request, "requeued" + (" with its retries reset" if reset else ""), changed, 1, job)
     return _back(request, reverse("console-job", args=[job.pk]))
 
 

@@ -313,7 +313,8 @@ class JobAdmin(BaseJobAdmin):
         "created_at",
         "finished_at",
     ]
-    list_filter = [StatusFilter, QueueFilter, "owner", "created_at"]
+    # No owner filter: it would list every user. Search by the owner's email.
+    list_filter = [StatusFilter, QueueFilter, "created_at"]
     actions = ["requeue", "cancel", "bury", "delete"]
     inlines = [AttemptInline]
 
@@ -331,7 +332,7 @@ class DeadJobAdmin(BaseJobAdmin):
         "retries",
         "dead_at",
     ]
-    list_filter = [QueueFilter, "owner", "dead_reason", "dead_at"]
+    list_filter = [QueueFilter, "dead_reason", "dead_at"]
     actions = ["requeue", "delete"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
@@ -349,7 +350,7 @@ class QueueSettingsAdmin(admin.ModelAdmin):
     """
 
     list_display = ["queue_name", "owner", "paused", "max_in_flight", "in_flight", "updated_at"]
-    list_filter = ["paused", "owner"]
+    list_filter = ["paused"]
     list_select_related = ["owner"]
     search_fields = ["=queue_name", "=owner__email"]
     ordering = ["owner", "queue_name"]

@@ -247,8 +247,9 @@ class DeadJob(Job):
 
     class Meta:
         proxy = True
-        verbose_name = "dead job"
-        verbose_name_plural = "Dead-letter queue"
+        verbose_name = "dead-letter job"
+        # The list's footer reads "29 dead-letter jobs", the sidebar "Dead-letter jobs".
+        verbose_name_plural = "dead-letter jobs"
 
 
 class AttemptOutcome(models.TextChoices):

@@ -88,7 +88,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "next_run_at",
         "last_run_at",
     ]
-    list_filter = ["enabled", "owner"]
+    list_filter = ["enabled"]
     list_select_related = ["owner"]
     search_fields = ["=name", "=queue_name", "=owner__email"]
     ordering = ["owner", "name"]

@@ -273,3 +273,27 @@ def test_an_unknown_api_route_is_still_the_contracts_json_404(client_for):
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+def test_a_dead_jobs_page_offers_discard_and_requeue_with_reset(user, client_for):
+    job = JobFactory(owner=user, dead=True, retry_count=3, max_retries=3, error_text="boom")
+    page = client_for.get(f"/console/jobs/{job.pk}/").content.decode()
+    assert 'name="discard_one"' in page and 'name="reset_retries"' in page
+
+    # Discard asks first, then deletes.
+    asked = client_for.post("/console/dlq/action/", {"discard_one": str(job.pk)})
+    assert asked.status_code == 200 and Job.objects.filter(pk=job.pk).exists()
+
+    client_for.post(f"/console/jobs/{job.pk}/requeue/", {"reset_retries": "on"})
+    job.refresh_from_db()
+    assert job.status == JobStatus.PENDING and job.retry_count == 0
+
+
+def test_a_requeued_jobs_old_error_says_it_came_from_an_earlier_attempt(user, client_for):
+    job = JobFactory(owner=user, dead=True, error_text="printer on fire")
+    assert "<h2>Error</h2>" in client_for.get(f"/console/jobs/{job.pk}/").content.decode()
+
+    client_for.post(f"/console/jobs/{job.pk}/requeue/")
+    page = client_for.get(f"/console/jobs/{job.pk}/").content.decode()
+
+    assert "Error of an earlier attempt" in page and "printer on fire" in page

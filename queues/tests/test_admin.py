@@ -215,3 +215,44 @@ def test_token_revoke_confirmation_states_how_many_will_be_revoked(admin_client)
     )
     assert "11 revoked, 1 skipped (already revoked)." in messages_of(response)
     assert not owner.api_tokens.filter(revoked_at=None).exists()
+
+
+def test_the_dlq_footer_counts_dead_letter_jobs(admin_client):
+    JobFactory.create_batch(2, dead=True)
+
+    body = admin_client.get(DLQ).content.decode()
+
+    assert "2 dead-letter jobs" in body and "Dead-letter queue</" not in body
+
+
+def test_tokens_filter_by_active_or_revoked(admin_client):
+    owner = UserFactory()
+    active = issue_token(owner=owner, name="active-one").token
+    revoked = issue_token(owner=owner, name="revoked-one").token
+    revoked.revoked_at = revoked.created_at
+    revoked.save()
+
+    page = admin_client.get("/admin/accounts/apitoken/")
+    assert [
+        c["display"] for c in page.context["cl"].filter_specs[0].choices(page.context["cl"])
+    ] == [
+        "All",
+        "Active",
+        "Revoked",
+    ]
+    only_revoked = admin_client.get("/admin/accounts/apitoken/?state=revoked").context["cl"]
+    assert [t.pk for t in only_revoked.result_list] == [revoked.pk]
+    only_active = admin_client.get("/admin/accounts/apitoken/?state=active").context["cl"]
+    assert [t.pk for t in only_active.result_list] == [active.pk]
+
+
+def test_lists_have_no_owner_filter_listing_every_user_but_search_by_email(admin_client):
+    UserFactory.create_batch(30)
+    mine = JobFactory(dead=True)
+    JobFactory(dead=True)
+
+    for url in (JOBS, DLQ, "/admin/queues/queuesettings/", "/admin/schedules/schedule/"):
+        titles = [spec.title for spec in admin_client.get(url).context["cl"].filter_specs]
+        assert "owner" not in titles, url
+    found = admin_client.get(f"{DLQ}?q={mine.owner.email}").context["cl"].result_list
+    assert [job.pk for job in found] == [mine.pk]
