@@ -37,3 +37,14 @@ def uuid7() -> uuid.UUID:
     value |= 0x7 << 76 | counter << 64
     value |= 0b10 << 62 | random_bits
     return uuid.UUID(int=value)
+
+
+def short_id(value: uuid.UUID | str) -> str:
+    """``01a22c8f…9e3f04aa``: the first and last 8 hex digits of a job id, for lists.
+
+    The first 8 digits are the creation time (every job of a minute shares
+    them); the last 8 are random, so jobs of one millisecond still read
+    apart. Lists show the full id on hover; the job's page shows it whole.
+    """
+    text = str(value)
+    return f"{text[:8]}…{text[-8:]}" if len(text) > 16 else text

@@ -223,3 +223,89 @@ def test_operator_pauses_a_queue_schedules_a_job_and_reads_its_attempts(
     expect(attempt).to_contain_text("nacked")
     expect(attempt).to_contain_text("worker-7")
     expect(attempt).to_contain_text("card declined")
+
+
+LONG_ERROR = (
+    'Traceback (most recent call last):\n  File "/srv/app/worker.py", line 42, in handle\n'
+    + "psycopg.errors.UniqueViolation:"
+    + "_unbroken_identifier" * 40
+    + "\n"
+    + "context " * 200
+)
+
+
+def _overflow(page: Page) -> int:
+    """How many pixels the page is wider than the screen (0: no sideways scrolling)."""
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_the_dlq_and_the_admin_confirmation_fit_the_screen(
+    live_server: Any, transactional_db: None, browser: Browser, width: int, height: int
+) -> None:
+    base = live_server.url
+    user = User.objects.create_superuser("ops@example.com", PASSWORD)
+    jobs = [
+        JobFactory(owner=user, dead=True, queue_name=f"payments-eu-west-{n}", error_text=LONG_ERROR)
+        for n in range(3)
+    ]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        log_in(page, base, "ops@example.com")
+        page.goto(base + "/console/dlq/")
+        expect(page.locator('input[name="selected"]')).to_have_count(3)
+        assert _overflow(page) <= 0
+        # Every row's buttons are on the screen without scrolling sideways.
+        for button in page.get_by_role("button", name="Discard", exact=True).all():
+            box = button.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width
+
+        # Select the page at once, then requeue them all.
+        page.check("#select-page")
+        page.get_by_role("button", name="Requeue selected").click()
+        expect(page.locator(".messages")).to_contain_text("3 requeued")
+        assert Job.objects.filter(pk__in=[j.pk for j in jobs], status="pending").count() == 3
+
+        # The admin's confirmation page fits a phone as well as a desktop.
+        Job.objects.filter(pk__in=[j.pk for j in jobs]).update(status=JobStatus.DEAD)
+        page.goto(base + "/admin/queues/deadjob/")
+        page.check(f'input[name="_selected_action"][value="{jobs[0].pk}"]')
+        page.select_option('select[name="action"]', "requeue")
+        page.get_by_role("button", name="Go").click()
+        expect(page.locator("h1")).to_have_text("Requeue jobs?")
+        assert _overflow(page) <= 0
+    finally:
+        context.close()
+
+
+def test_every_admin_list_is_readable_at_1280_px_without_scrolling_sideways(
+    live_server: Any, transactional_db: None, page: Page
+) -> None:
+    base = live_server.url
+    User.objects.create_superuser("ops@example.com", PASSWORD)
+    owner = User.objects.create_user("a-rather-long-tenant-address@example.com", PASSWORD)
+    issue_token(owner=owner, name="billing-worker-eu-west-1")
+    JobFactory(owner=owner, queue_name="payments-eu-west-1", dead=True, error_text=LONG_ERROR)
+    JobFactory(owner=owner, queue_name="payments-eu-west-1")
+    log_in(page, base, "ops@example.com", path="/admin/login/")
+
+    for path in (
+        "/admin/queues/job/",
+        "/admin/queues/deadjob/",
+        "/admin/accounts/apitoken/",
+        "/admin/accounts/user/",
+    ):
+        page.goto(base + path)
+        expect(page.locator("#result_list")).to_be_visible()
+        hidden = page.evaluate(
+            "(() => { const r = document.querySelector('.results');"
+            " return r.scrollWidth - r.clientWidth; })()"
+        )
+        widths = page.evaluate(
+            "Array.from(document.querySelectorAll('#result_list thead th'))"
+            ".map(th => th.innerText.trim() + '=' + th.offsetWidth).join(', ')"
+        )
+        assert hidden <= 0, f"{path}: {hidden} px of columns out of view ({widths})"
+        assert _overflow(page) <= 0, path
