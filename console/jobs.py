@@ -8,6 +8,7 @@ changes call queues/services.py, like the API and the admin.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -15,7 +16,8 @@ from typing import Any, cast
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, QuerySet, Value
+from django.db.models.functions import Coalesce, Left
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -62,6 +64,44 @@ def _uuids(values: list[str]) -> list[uuid.UUID]:
         except ValueError:
             continue
     return ids
+
+
+_HEX = re.compile(r"[0-9a-f]+")
+# The DLQ's grouping by error: the first characters of each error text.
+ERROR_HEAD = 120
+# The in-flight page lists at most this many leases.
+MAX_IN_FLIGHT_SHOWN = 500
+MAX_ERROR_GROUPS = 50
+ID_SEARCH_HELP = (
+    "A job id: whole, its beginning, its end, or the 019ad5c2…9e3f04aa form the lists show."
+)
+
+
+def _matching_id(jobs: QuerySet[Job], text: str) -> QuerySet[Job] | None:
+    """``jobs`` whose id matches ``text``; None when ``text`` cannot be part of an id.
+
+    A whole id or a beginning is a range of the primary key (an index
+    probe); ``first…last`` narrows that range by its end; a fragment that
+    begins no id is tried as an end (the random part the lists show),
+    compared as text within the caller's jobs.
+    """
+    text = text.strip().lower().replace("-", "").replace("...", "…")
+    head, dots, tail = text.partition("…")
+    parts = [part for part in (head, tail) if part]
+    if not parts or len(head) + len(tail) > 32 or not all(_HEX.fullmatch(p) for p in parts):
+        return None
+
+    def starting(prefix: str) -> QuerySet[Job]:
+        low, high = uuid.UUID(prefix.ljust(32, "0")), uuid.UUID(prefix.ljust(32, "f"))
+        return jobs.filter(pk__gte=low, pk__lte=high)
+
+    if dots:
+        found = starting(head) if head else jobs
+        return found.filter(pk__iendswith=tail) if tail else found
+    by_start = starting(head)
+    if len(head) == 32 or by_start.exists():
+        return by_start
+    return jobs.filter(pk__iendswith=head)
 
 
 def _in_queue(jobs: QuerySet[Job], queue: str) -> QuerySet[Job]:
@@ -146,14 +186,27 @@ def job_list(request: HttpRequest) -> HttpResponse:
     mine = Job.objects.for_owner(request.user)
     queue = request.GET.get("queue", "")
     status = request.GET.get("status", "")
+    search = request.GET.get("q", "").strip()[:80]
     jobs = _in_queue(mine.order_by(*NEWEST_FIRST), queue)
     if status in STATUSES_IN_USE:
         jobs = jobs.filter(status=status)
     else:
         status = ""
+    search_error = ""
+    if search:
+        matched = _matching_id(jobs, search)
+        if matched is None:
+            search_error = ID_SEARCH_HELP
+            jobs = jobs.none()
+        else:
+            jobs = matched
     page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
     filters = urlencode(
-        {key: value for key, value in {"queue": queue, "status": status}.items() if value}
+        {
+            key: value
+            for key, value in {"queue": queue, "status": status, "q": search}.items()
+            if value
+        }
     )
     return render(
         request,
@@ -163,6 +216,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
             "queue": queue,
             "status": status,
             "statuses": STATUSES_IN_USE,
+            "search": search,
+            "search_error": search_error,
+            "search_help": ID_SEARCH_HELP,
             "queue_names": mine.order_by("queue_name")
             .values_list("queue_name", flat=True)
             .distinct(),
@@ -212,6 +268,38 @@ def job_cancel(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     return _back(request, reverse("console-job", args=[job.pk]))
 
 
+@login_required
+@require_GET
+def in_flight(request: HttpRequest) -> HttpResponse:
+    """The user's current leases, grouped by worker: the job, how long it has run, its expiry."""
+    now = timezone.now()
+    leased = (
+        Job.objects.for_owner(request.user)
+        .filter(status=JobStatus.PROCESSING)
+        .order_by("locked_by", "started_at", "pk")[:MAX_IN_FLIGHT_SHOWN]
+    )
+    workers: dict[str, list[dict[str, Any]]] = {}
+    for job in leased:
+        expired = job.locked_until is not None and job.locked_until < now
+        workers.setdefault(job.locked_by or "", []).append(
+            {
+                "job": job,
+                "running": age(job.started_at, now),
+                "expires_in": "" if expired else age(now, job.locked_until or now),
+                "expired": expired,
+            }
+        )
+    return render(
+        request,
+        "console/in_flight.html",
+        {
+            "workers": sorted(workers.items()),
+            "count": sum(len(jobs) for jobs in workers.values()),
+            "capped": len(leased) == MAX_IN_FLIGHT_SHOWN,
+        },
+    )
+
+
 def _dead(request: HttpRequest) -> QuerySet[Job]:
     return Job.objects.for_owner(request.user).filter(status=JobStatus.DEAD)
 
@@ -220,19 +308,42 @@ def _dead(request: HttpRequest) -> QuerySet[Job]:
 @require_GET
 def dlq_list(request: HttpRequest) -> HttpResponse:
     queue = request.GET.get("queue", "")
+    # Words of the error text; "error" is one group's whole first line (below).
+    search = request.GET.get("q", "").replace("\x00", "").strip()[:200]
+    error = request.GET.get("error", "").replace("\x00", "")[:ERROR_HEAD]
+    grouped = request.GET.get("group") == "error"
     dead = _dead(request)
     by_queue = dead.values("queue_name").annotate(count=Count("pk")).order_by("queue_name")
-    jobs = dead.order_by(*NEWEST_FIRST)
-    jobs = _in_queue(jobs, queue)
+    jobs = _in_queue(dead.order_by(*NEWEST_FIRST), queue)
+    if search:
+        jobs = jobs.filter(error_text__icontains=search)
+    if error:
+        jobs = jobs.filter(error_text__startswith=error)
+    # One line per distinct beginning of the error: one bad deploy reads as
+    # one line with its count, not as 500 rows.
+    groups = (
+        jobs.order_by()
+        .annotate(head=Left(Coalesce("error_text", Value("")), ERROR_HEAD))
+        .values("head")
+        .annotate(count=Count("pk"), last=Max("dead_at"))
+        .order_by("-count", "head")[:MAX_ERROR_GROUPS]
+        if grouped
+        else None
+    )
     page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
+    filters = {"queue": queue, "q": search, "error": error, "group": "error" if grouped else ""}
     return render(
         request,
         "console/dlq_list.html",
         {
             "page": page,
             "queue": queue,
+            "search": search,
+            "error": error,
+            "grouped": grouped,
+            "groups": groups,
             "by_queue": by_queue,
-            "filters": urlencode({"queue": queue}) if queue else "",
+            "filters": urlencode({key: value for key, value in filters.items() if value}),
             "here": request.get_full_path(),
         },
     )

@@ -69,6 +69,8 @@ ROUTE_COVERAGE = {
     "console-queues": HERE + "::test_console_pages_show_only_the_users_own_jobs",
     "console-jobs": HERE + "::test_console_pages_show_only_the_users_own_jobs",
     "console-dlq": HERE + "::test_console_pages_show_only_the_users_own_jobs",
+    "console-in-flight": "console/tests/test_jobs.py::"
+    "test_in_flight_groups_my_leases_by_worker_and_shows_no_one_elses",
     "console-job": CONSOLE,
     "console-job-requeue": CONSOLE,
     "console-job-cancel": CONSOLE,

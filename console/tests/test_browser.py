@@ -309,3 +309,46 @@ def test_every_admin_list_is_readable_at_1280_px_without_scrolling_sideways(
         )
         assert hidden <= 0, f"{path}: {hidden} px of columns out of view ({widths})"
         assert _overflow(page) <= 0, path
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_console_page_fits_the_screen_in_light_and_dark(
+    live_server: Any,
+    transactional_db: None,
+    browser: Browser,
+    width: int,
+    height: int,
+    scheme: str,
+) -> None:
+    base = live_server.url
+    user = User.objects.create_user("tenant@example.com", PASSWORD)
+    queue = "payments-eu-west-1-with-a-long-name"
+    dead = JobFactory(owner=user, queue_name=queue, dead=True, error_text=LONG_ERROR)
+    JobFactory(owner=user, queue_name=queue, leased=True, locked_by="worker-" + "x" * 40)
+    JobFactory(owner=user, queue_name=queue, payload={"blob": "y" * 3000})
+    issue_token(owner=user, name="billing-worker-eu-west-1")
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        log_in(page, base, "tenant@example.com")
+        for path in (
+            "/console/",
+            f"/console/queues/{queue}/",
+            "/console/jobs/",
+            f"/console/jobs/{dead.pk}/",
+            "/console/in-flight/",
+            "/console/dlq/",
+            "/console/dlq/?group=error",
+            "/console/schedules/",
+            "/console/tokens/",
+        ):
+            page.goto(base + path)
+            expect(page.locator("h1")).to_be_visible()
+            assert _overflow(page) <= 0, f"{path}: wider than the screen"
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        dark = background == "rgb(15, 20, 28)"
+        assert dark == (scheme == "dark"), background
+    finally:
+        context.close()

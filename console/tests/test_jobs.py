@@ -297,3 +297,94 @@ def test_a_requeued_jobs_old_error_says_it_came_from_an_earlier_attempt(user, cl
     page = client_for.get(f"/console/jobs/{job.pk}/").content.decode()
 
     assert "Error of an earlier attempt" in page and "printer on fire" in page
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        "019ad5c2-8f3a-7abc-8000-00000000a1b2",  # whole
+        "019AD5C28F3A7ABC800000000000A1B2",  # whole, upper case, no hyphens
+        "019ad5c2-8f3a-7abc",  # the beginning
+        "0000a1b2",  # the end, as the lists show it
+        "019ad5c2…0000a1b2",  # the lists' form
+        "019ad5c2...0000a1b2",
+    ],
+)
+def test_find_a_job_by_whole_or_partial_id(user, client_for, search):
+    wanted = JobFactory(owner=user, id=uuid.UUID("019ad5c2-8f3a-7abc-8000-00000000a1b2"))
+    JobFactory(owner=user, id=uuid.UUID("019ad5c2-8f3a-7def-9fff-ffffffff0c3d"))
+    JobFactory(id=uuid.UUID("019ad5c2-8f3a-7abc-8000-00000000a1b3"))  # someone else's
+
+    page = client_for.get("/console/jobs/", {"q": search}).context["page"]
+
+    assert [job.pk for job in page.object_list] == [wanted.pk]
+
+
+@pytest.mark.parametrize("search", ["not-an-id", "019ad5c2-zz", "0" * 33, "\x00"])
+def test_a_search_that_cannot_be_an_id_says_what_can_be(user, client_for, search):
+    JobFactory(owner=user)
+
+    response = client_for.get("/console/jobs/", {"q": search})
+
+    assert response.status_code == 200
+    assert list(response.context["page"].object_list) == []
+    assert "A job id: whole, its beginning, its end" in response.content.decode()
+
+
+def test_dlq_searches_error_text_and_groups_by_error(user, client_for):
+    for _ in range(3):
+        JobFactory(owner=user, dead=True, error_text="TimeoutError: upstream took 30 s\n  at x")
+    JobFactory(owner=user, dead=True, error_text="KeyError: 'customer_id'")
+    JobFactory(dead=True, error_text="TimeoutError: someone else's")
+
+    found = client_for.get("/console/dlq/", {"q": "timeout"}).context["page"]
+    assert found.paginator.count == 3
+
+    groups = list(client_for.get("/console/dlq/", {"group": "error"}).context["groups"])
+    assert [(g["head"].split("\n")[0], g["count"]) for g in groups] == [
+        ("TimeoutError: upstream took 30 s", 3),
+        ("KeyError: 'customer_id'", 1),
+    ]
+    one_group = client_for.get("/console/dlq/", {"error": groups[1]["head"]}).context["page"]
+    assert [job.error_text for job in one_group.object_list] == ["KeyError: 'customer_id'"]
+
+
+def test_in_flight_groups_my_leases_by_worker_and_shows_no_one_elses(user, client_for):
+    now = timezone.now()
+    a1 = JobFactory(
+        owner=user,
+        leased=True,
+        locked_by="worker-a",
+        queue_name="q",
+        started_at=now - timedelta(minutes=3),
+        locked_until=now + timedelta(seconds=40),
+    )
+    a2 = JobFactory(owner=user, leased=True, locked_by="worker-a", queue_name="q")
+    b1 = JobFactory(
+        owner=user,
+        leased=True,
+        locked_by="worker-b",
+        queue_name="q",
+        locked_until=now - timedelta(seconds=5),
+    )
+    JobFactory(leased=True, locked_by="their-worker")
+    JobFactory(owner=user)  # pending: not in flight
+
+    response = client_for.get("/console/in-flight/")
+
+    workers = dict(response.context["workers"])
+    assert list(workers) == ["worker-a", "worker-b"]
+    assert [row["job"].pk for row in workers["worker-a"]] == [a1.pk, a2.pk]
+    assert workers["worker-a"][0]["running"] == "3 min"
+    assert workers["worker-a"][0]["expires_in"] in ("39 s", "40 s")
+    assert workers["worker-b"][0]["job"].pk == b1.pk and workers["worker-b"][0]["expired"]
+    assert b"their-worker" not in response.content
+
+
+def test_list_times_are_relative_with_the_exact_utc_time_on_hover(user, client_for):
+    created = timezone.now() - timedelta(minutes=12)
+    JobFactory(owner=user, created_at=created, dead=True, dead_at=created)
+
+    for url in ("/console/jobs/", "/console/dlq/"):
+        body = client_for.get(url).content.decode()
+        assert f'title="{created:%Y-%m-%d %H:%M:%S} UTC">12 min ago</time>' in body, url
