@@ -69,6 +69,8 @@ def _uuids(values: list[str]) -> list[uuid.UUID]:
 _HEX = re.compile(r"[0-9a-f]+")
 # The DLQ's grouping by error: the first characters of each error text.
 ERROR_HEAD = 120
+# The job list's views of pending jobs due later, beside the statuses.
+WAITING = {"scheduled": "scheduled for later", "retrying": "waiting to retry"}
 # The in-flight page lists at most this many leases.
 MAX_IN_FLIGHT_SHOWN = 500
 MAX_ERROR_GROUPS = 50
@@ -190,8 +192,16 @@ def job_list(request: HttpRequest) -> HttpResponse:
     jobs = _in_queue(mine.order_by(*NEWEST_FIRST), queue)
     if status in STATUSES_IN_USE:
         jobs = jobs.filter(status=status)
-    else:
+    elif status not in WAITING:
         status = ""
+    waiting = status if status in WAITING else ""
+    if waiting:
+        # Pending jobs due later: scheduled ones, and those waiting out a retry's backoff.
+        jobs = jobs.filter(status=JobStatus.PENDING, run_at__gt=timezone.now())
+        jobs = jobs.filter(retry_count__gt=0) if waiting == "retrying" else jobs
+        jobs = jobs.filter(retry_count=0) if waiting == "scheduled" else jobs
+        jobs = jobs.order_by("run_at", "pk")
+        status = waiting
     search_error = ""
     if search:
         matched = _matching_id(jobs, search)
@@ -216,6 +226,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
             "queue": queue,
             "status": status,
             "statuses": STATUSES_IN_USE,
+            "waiting": WAITING,
+            "due_later": bool(waiting),
             "search": search,
             "search_error": search_error,
             "search_help": ID_SEARCH_HELP,
@@ -241,6 +253,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
             "result": pretty(job.result),
             "can_requeue": job.status in services.REQUEUEABLE,
             "can_cancel": job.status == JobStatus.PENDING,
+            "can_run_now": job.status == JobStatus.PENDING and job.run_at > timezone.now(),
             "attempts": attempts,
             "dropped_attempts": job.attempt_count - len(attempts),
         },
@@ -256,6 +269,16 @@ def job_requeue(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         Job.objects.for_owner(request.user).filter(pk=job.pk), reset_retries=reset
     )
     _report(request, "requeued" + (" with its retries reset" if reset else ""), changed, 1, job)
+    return _back(request, reverse("console-job", args=[job.pk]))
+
+
+@login_required
+@require_POST
+def job_run_now(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """A pending job due later (scheduled, or in a retry's backoff) becomes due now."""
+    job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
+    changed = services.run_now_jobs(Job.objects.for_owner(request.user).filter(pk=job.pk))
+    _report(request, "made due now", changed, 1, job)
     return _back(request, reverse("console-job", args=[job.pk]))
 
 

@@ -19,7 +19,14 @@ from django.views.decorators.http import require_GET, require_POST
 from console.jobs import age, user_of
 from openqueue_site import audit
 from queues import control
-from queues.models import MAX_IN_FLIGHT_LIMIT, QUEUE_NAME_MAX_LENGTH, QueueSettings
+from queues.control import PURGEABLE
+from queues.models import (
+    MAX_IN_FLIGHT_LIMIT,
+    QUEUE_NAME_MAX_LENGTH,
+    Job,
+    JobStatus,
+    QueueSettings,
+)
 from schedules.models import Schedule
 
 
@@ -41,11 +48,18 @@ def queue_detail(request: HttpRequest, queue_name: str) -> HttpResponse:
         if info.oldest_ready_age_seconds is None
         else age(now - timedelta(seconds=info.oldest_ready_age_seconds), now)
     )
+    retrying = (
+        Job.objects.for_owner(user_of(request))
+        .filter(queue_name=name, status=JobStatus.PENDING, run_at__gt=now, retry_count__gt=0)
+        .count()
+    )
     return render(
         request,
         "console/queue_detail.html",
         {
             "queue": info,
+            "retrying": retrying,
+            "purgeable": PURGEABLE,
             "oldest_ready": oldest,
             "schedules": Schedule.objects.filter(owner=user_of(request), queue_name=name).order_by(
                 "name"
@@ -85,6 +99,34 @@ def queue_control(request: HttpRequest, queue_name: str) -> HttpResponse:
             owner=user_of(request), queue_name=name, max_in_flight=limit, actor=actor
         )
         messages.success(request, f"At most {limit} jobs of {name} run at once now.")
+    elif action == "purge":
+        status = request.POST.get("status", "")
+        if status not in PURGEABLE:
+            messages.error(request, "Only pending or dead jobs can be purged.")
+            return back
+        if request.POST.get("confirm") != "yes":
+            count = (
+                Job.objects.for_owner(user_of(request))
+                .filter(queue_name=name, status=status)
+                .count()
+            )
+            return render(
+                request,
+                "console/queue_purge.html",
+                {"queue_name": name, "status": status, "count": count},
+            )
+        deleted = control.purge_queue(
+            owner=user_of(request), queue_name=name, status=status, actor=actor
+        )
+        audit.record(
+            request,
+            action=f"purged the {status} jobs of queue {name}:",
+            model=Job,
+            count=deleted,
+            kind="deleted",
+        )
+        messages.success(request, f"{deleted} {status} job{'s' if deleted != 1 else ''} deleted.")
+        return back
     elif action == "unlimit":
         control.change_queue(
             owner=user_of(request), queue_name=name, max_in_flight=None, actor=actor

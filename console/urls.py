@@ -25,6 +25,7 @@ urlpatterns = [
     path("console/jobs/<uuid:job_id>/", jobs.job_detail, name="console-job"),
     path("console/jobs/<uuid:job_id>/requeue/", jobs.job_requeue, name="console-job-requeue"),
     path("console/jobs/<uuid:job_id>/cancel/", jobs.job_cancel, name="console-job-cancel"),
+    path("console/jobs/<uuid:job_id>/run-now/", jobs.job_run_now, name="console-job-run-now"),
     path("console/in-flight/", jobs.in_flight, name="console-in-flight"),
     path("console/dlq/", jobs.dlq_list, name="console-dlq"),
     path("console/dlq/action/", jobs.dlq_action, name="console-dlq-action"),

@@ -139,6 +139,8 @@ RETRIES_LEFT = Cmp(Col("retry_count"), "<", Col("max_retries"))
 # A poison job keeps killing its workers: its lease is expiring once more than
 # max_retries times. It goes to the DLQ instead of being leased or reaped again.
 POISON = all_of(RECOVERED, Cmp(Col("lease_lost_count"), ">=", Col("max_retries")))
+# Pending, but not due yet: scheduled for later, or waiting out a retry's backoff.
+DUE_LATER = all_of(IS_PENDING, Cmp(Col("run_at"), ">", NOW))
 # The caller's lease is the current one (ack, nack, heartbeat).
 LEASE_HELD = all_of(IS_PROCESSING, Cmp(Col("lease_token"), "=", Item("token")))
 # What a queue's max_in_flight counts: its jobs holding a valid lease.
@@ -195,6 +197,8 @@ HEARTBEAT_MOVES = Attempts(current={"lease_expires_at": Arg("until")})
 REAPED = Attempts(current=EXPIRED)
 # A processing job an operator buries loses its lease; a pending one has no attempt open.
 TAKEN_BY_OPERATOR = Attempts(current={"finished_at": NOW, "outcome": OUTCOME.CANCELLED})
+# An operator's "run now" for a job due later.
+RUN_NOW = {"run_at": NOW, "updated_at": NOW}
 ACK = {
     "status": COMPLETED, "result": Item("result"), "error_text": None,
     "updated_at": NOW, "finished_at": NOW, **NO_LEASE,
@@ -683,6 +687,20 @@ def requeue_jobs(
         batch_size=batch_size,
         on_batch=_wake,
         progress=progress,
+    )
+
+
+def run_now_jobs(
+    jobs: QuerySet[Job],
+    *,
+    now: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress = None,
+) -> int:
+    """Make the pending jobs due later (scheduled, or waiting out a retry's backoff) due now."""
+    now = now or timezone.now()
+    return _operate(
+        jobs, DUE_LATER, RUN_NOW, now=now, batch_size=batch_size, on_batch=_wake, progress=progress
     )
 
 

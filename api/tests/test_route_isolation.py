@@ -74,6 +74,7 @@ ROUTE_COVERAGE = {
     "console-job": CONSOLE,
     "console-job-requeue": CONSOLE,
     "console-job-cancel": CONSOLE,
+    "console-job-run-now": CONSOLE,
     "console-dlq-action": "console/tests/test_jobs.py::"
     "test_dlq_requeue_selected_skips_other_users_and_live_jobs",
     "console-queue": CONTROL + "::test_queue_pages_are_per_user",

@@ -204,3 +204,26 @@ def test_the_job_page_shows_its_attempts_oldest_first(user, client_for):
     ]
     timeline = page.content.decode().split("<h2>Attempts</h2>")[1].split("</section>")[0]
     assert "disk full" in timeline and timeline.index("w-one") < timeline.index("w-two")
+
+
+def test_purge_asks_with_the_count_then_deletes_only_that_status(user, client_for):
+    JobFactory.create_batch(3, owner=user, queue_name="q", dead=True)
+    JobFactory(owner=user, queue_name="q")
+    JobFactory(queue_name="q", dead=True)  # someone else's
+
+    asked = client_for.post("/console/queues/q/control/", {"action": "purge", "status": "dead"})
+    assert asked.status_code == 200 and asked.context["count"] == 3
+    assert Job.objects.filter(status="dead").count() == 4
+
+    client_for.post(
+        "/console/queues/q/control/", {"action": "purge", "status": "dead", "confirm": "yes"}
+    )
+    assert Job.objects.filter(owner=user, status="dead").count() == 0
+    assert Job.objects.filter(owner=user, status="pending").count() == 1
+    assert Job.objects.filter(status="dead").count() == 1
+    refused = client_for.post(
+        "/console/queues/q/control/",
+        {"action": "purge", "status": "processing", "confirm": "yes"},
+        follow=True,
+    )
+    assert "Only pending or dead jobs can be purged." in refused.content.decode()

@@ -94,6 +94,7 @@ def test_another_users_job_is_404_everywhere(client_for):
     assert client_for.get(f"/console/jobs/{theirs.pk}/").status_code == 404
     assert client_for.post(f"/console/jobs/{theirs.pk}/requeue/").status_code == 404
     assert client_for.post(f"/console/jobs/{theirs.pk}/cancel/").status_code == 404
+    assert client_for.post(f"/console/jobs/{theirs.pk}/run-now/").status_code == 404
     assert client_for.post("/console/dlq/action/", {"requeue_one": theirs.pk}).status_code == 404
     theirs.refresh_from_db()
     assert theirs.status == JobStatus.DEAD
@@ -388,3 +389,26 @@ def test_list_times_are_relative_with_the_exact_utc_time_on_hover(user, client_f
     for url in ("/console/jobs/", "/console/dlq/"):
         body = client_for.get(url).content.decode()
         assert f'title="{created:%Y-%m-%d %H:%M:%S} UTC">12 min ago</time>' in body, url
+
+
+def test_scheduled_and_retrying_views_with_run_now(user, client_for):
+    now = timezone.now()
+    scheduled = JobFactory(owner=user, run_at=now + timedelta(hours=2))
+    retrying = JobFactory(
+        owner=user, run_at=now + timedelta(seconds=40), retry_count=2, error_text="ECONNRESET"
+    )
+    JobFactory(owner=user)  # due now: in neither view
+
+    view = client_for.get("/console/jobs/", {"status": "scheduled"})
+    assert [job.pk for job in view.context["page"].object_list] == [scheduled.pk]
+    assert "in 1 h" in view.content.decode() or "in 2 h" in view.content.decode()
+    view = client_for.get("/console/jobs/", {"status": "retrying"})
+    assert [job.pk for job in view.context["page"].object_list] == [retrying.pk]
+    assert "ECONNRESET" in view.content.decode() and "Run now" in view.content.decode()
+    assert "Run now" in client_for.get(f"/console/jobs/{scheduled.pk}/").content.decode()
+
+    client_for.post(f"/console/jobs/{scheduled.pk}/run-now/")
+
+    scheduled.refresh_from_db()
+    assert scheduled.run_at <= timezone.now()
+    assert not client_for.get("/console/jobs/", {"status": "scheduled"}).context["page"].object_list

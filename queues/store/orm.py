@@ -83,7 +83,7 @@ from queues.store.spec import (
 OnBatch = Callable[[list[dict[str, Any]]], None]
 
 T = TypeVar("T")
-_LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">=": "gte"}
+_LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">=": "gte", ">": "gt"}
 _FIELDS = [field.name for field in Job._meta.concrete_fields]
 
 

@@ -133,7 +133,7 @@ class Cond:
 
 @dataclass(frozen=True)
 class Cmp(Cond):
-    """``left op right`` with op one of ``=``, ``<``, ``<=``, ``>=``; NULL never matches."""
+    """``left op right`` with op one of ``=``, ``<``, ``<=``, ``>=``, ``>``; NULL never matches."""
 
     left: Col
     op: str
@@ -292,11 +292,15 @@ def _ge(a: Any, b: Any) -> bool:
     return bool(a >= b)
 
 
+def _gt(a: Any, b: Any) -> bool:
+    return bool(a > b)
+
+
 def _eq(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-_COMPARE = {"=": _eq, "<": _lt, "<=": _le, ">=": _ge}
+_COMPARE = {"=": _eq, "<": _lt, "<=": _le, ">=": _ge, ">": _gt}
 
 
 @dataclass(frozen=True)

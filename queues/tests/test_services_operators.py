@@ -148,3 +148,25 @@ def test_purge_deletes_only_old_jobs_of_the_given_status():
 def test_purge_refuses_unfinished_statuses():
     with pytest.raises(ValueError, match="finished"):
         services.purge_finished_jobs(status="pending", older_than=timedelta(days=1))
+
+
+def test_run_now_makes_jobs_due_later_due_now_and_leaves_the_rest():
+    now = timezone.now()
+    later = JobFactory(run_at=now + timedelta(days=7))
+    backoff = JobFactory(run_at=now + timedelta(seconds=30), retry_count=1)
+    due = JobFactory(run_at=now - timedelta(seconds=5))
+    dead = JobFactory(dead=True, run_at=now + timedelta(days=1))
+
+    changed = services.run_now_jobs(Job.objects.all(), now=now)
+
+    assert changed == 2
+    for job in (later, backoff):
+        job.refresh_from_db()
+        assert job.run_at == now and job.status == JobStatus.PENDING
+    assert Job.objects.get(pk=due.pk).run_at == due.run_at
+    assert Job.objects.get(pk=dead.pk).status == JobStatus.DEAD
+    # Due now means leasable now.
+    leased = services.lease_jobs(
+        owner=later.owner, queue_name=later.queue_name, worker_id="w", lease_seconds=30, max_jobs=5
+    )
+    assert [lease.job.pk for lease in leased] == [later.pk]
