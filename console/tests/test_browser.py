@@ -352,3 +352,27 @@ def test_every_console_page_fits_the_screen_in_light_and_dark(
         assert dark == (scheme == "dark"), background
     finally:
         context.close()
+
+
+def test_live_pages_refresh_themselves_and_can_be_paused(
+    live_server: Any, transactional_db: None, page: Page
+) -> None:
+    base = live_server.url
+    user = User.objects.create_user("tenant@example.com", PASSWORD)
+    log_in(page, base, "tenant@example.com")
+    page.goto(base + "/console/in-flight/")
+    expect(page.get_by_text("Nothing in flight")).to_be_visible()
+    toggle = page.get_by_role("button", name="Live updates: on")
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+
+    # A worker leases a job: the open page shows it by itself.
+    JobFactory(owner=user, queue_name="emails", leased=True, locked_by="worker-live")
+    expect(page.get_by_text("worker-live")).to_be_visible(timeout=15_000)
+
+    # Paused, and still paused on the next page load.
+    toggle.click()
+    expect(page.get_by_role("button", name="Live updates: paused")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("button", name="Live updates: paused")).to_have_attribute(
+        "aria-pressed", "false"
+    )
