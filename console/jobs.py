@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
 from openqueue_site import audit
+from openqueue_site.charts import dashboard_charts
 from queues import control, services
 from queues.models import QUEUE_NAME_MAX_LENGTH, STATUSES_IN_USE, Job, JobStatus, QueueSettings
 from schedules.models import Schedule
@@ -178,7 +179,12 @@ def queue_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "console/queue_list.html",
-        {"queues": queues, "statuses": STATUSES_IN_USE, "now": now},
+        {
+            "queues": queues,
+            "statuses": STATUSES_IN_USE,
+            "now": now,
+            "charts": dashboard_charts(owner=user, now=now),
+        },
     )
 
 

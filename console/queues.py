@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from console.jobs import age, user_of
 from openqueue_site import audit
+from openqueue_site.charts import dashboard_charts
 from queues import control
 from queues.control import PURGEABLE
 from queues.models import (
@@ -59,6 +60,7 @@ def queue_detail(request: HttpRequest, queue_name: str) -> HttpResponse:
         {
             "queue": info,
             "retrying": retrying,
+            "charts": dashboard_charts(owner=user_of(request), queue_name=name, now=now),
             "purgeable": PURGEABLE,
             "oldest_ready": oldest,
             "schedules": Schedule.objects.filter(owner=user_of(request), queue_name=name).order_by(

@@ -19,9 +19,12 @@ from django.contrib.admin import helpers
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from accounts.forms import AdminLoginForm
 from openqueue_site import audit
+from openqueue_site.charts import dashboard_charts
+from queues.control import health_numbers
 
 # The confirmation page lists at most this many of the rows that will change.
 SAMPLE_SIZE = 10
@@ -55,6 +58,16 @@ class OpenQueueAdminSite(admin.AdminSite):
     enable_nav_sidebar = False
     # Wrong passwords spend the address's failed-authentication budget (accounts/forms.py).
     login_form = AdminLoginForm
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """The front page: every tenant's health numbers and charts above the app list."""
+        now = timezone.now()
+        context = {
+            "health": health_numbers(now=now),
+            "charts": dashboard_charts(owner=None, now=now),
+            **(extra_context or {}),
+        }
+        return super().index(request, context)
 
     def confirm_then_run(
         self,

@@ -485,6 +485,9 @@ OPENQUEUE_MAINTENANCE_INTERVAL_SECONDS = env_int(
 OPENQUEUE_SCHEDULE_CHECK_SECONDS = env_int("OPENQUEUE_SCHEDULE_CHECK_SECONDS", 1, minimum=1)
 # Days the record of each fired occurrence is kept (the console lists them).
 # 0 keeps them forever.
+# The per-minute queue samples behind the dashboards' charts (queues/samples.py):
+# a day's chart needs 24 hours of them.
+OPENQUEUE_RETENTION_SAMPLES_HOURS = env_int("OPENQUEUE_RETENTION_SAMPLES_HOURS", 26, minimum=1)
 OPENQUEUE_RETENTION_SCHEDULE_RUNS_DAYS = env_int(
     "OPENQUEUE_RETENTION_SCHEDULE_RUNS_DAYS", 7, minimum=0
 )

@@ -361,3 +361,42 @@ def job_field(name: str) -> models.Field[Any, Any]:
     if not isinstance(field, models.Field):
         raise TypeError(f"Job.{name} is not a concrete field")
     return field
+
+
+class QueueSample(models.Model):
+    """One queue's numbers for one minute, for the dashboards' charts (queues/samples.py).
+
+    Taken by ``run_maintenance`` from indexed counts after the minute ends,
+    never by the enqueue, lease or ack path; kept for
+    ``OPENQUEUE_RETENTION_SAMPLES_HOURS``.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
+    # The minute's start (UTC); the counts cover [minute, minute + 1 min).
+    minute = models.DateTimeField()
+    enqueued = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    dead = models.PositiveIntegerField(default=0)
+    # Pending jobs when the minute was sampled; None for a minute filled in
+    # later (after maintenance was down), whose depth nobody saw.
+    depth = models.PositiveIntegerField(null=True)
+
+    class Meta:
+        db_table = "queue_samples"
+        constraints = [
+            # Each minute of a queue is sampled once, however many maintenance
+            # processes run (the others' inserts are ignored).
+            models.UniqueConstraint(
+                fields=["owner", "queue_name", "minute"], name="queue_samples_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["owner", "minute"], name="queue_samples_owner_minute_idx"),
+            models.Index(fields=["minute"], name="queue_samples_minute_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue_name} {self.minute:%Y-%m-%d %H:%M}"

@@ -12,10 +12,14 @@ a second of its time. A pass is:
    ``dead_reason = "lease_expired"``.
 2. ``fire_schedules``: every enabled schedule whose next occurrence has come
    enqueues its job, exactly once (schedules/services.py).
-3. One purge per finished status, oldest first, deleting the jobs that
+3. ``sample_queues``: the per-minute numbers of every queue for the charts
+   (jobs enqueued, completed, dead; pending), for each minute that ended
+   and is not sampled yet (queues/samples.py). Not in a dry run.
+4. One purge per finished status, oldest first, deleting the jobs that
    finished more than ``OPENQUEUE_RETENTION_<STATUS>_DAYS`` ago (0 keeps them),
    then the records of schedule occurrences older than
-   ``OPENQUEUE_RETENTION_SCHEDULE_RUNS_DAYS``.
+   ``OPENQUEUE_RETENTION_SCHEDULE_RUNS_DAYS``, then the queue samples older
+   than ``OPENQUEUE_RETENTION_SAMPLES_HOURS``.
 
 Every step works in batches of ``--batch-size`` rows, one short transaction
 each, locking with SKIP LOCKED: producers and workers are never blocked for
@@ -47,7 +51,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from queues import services
+from queues import samples, services
 from schedules import services as schedules
 
 logger = logging.getLogger("openqueue.maintenance")
@@ -227,6 +231,15 @@ class Command(BaseCommand):
                 seconds=seconds,
             )
 
+        if not self.stopping and not self.dry_run:
+            sampled, seconds = self.timed(self.sample, now)
+            self.report(
+                f"sample_queues: rows={sampled} ({seconds:.3f} s)",
+                step="sample_queues",
+                rows=sampled,
+                seconds=seconds,
+            )
+
         for status in PURGED_STATUSES:
             if self.stopping:
                 break
@@ -256,6 +269,16 @@ class Command(BaseCommand):
                 f"({seconds:.3f} s)",
                 step="purge_schedule_runs",
                 deleted=runs,
+                seconds=seconds,
+            )
+
+        hours = settings.OPENQUEUE_RETENTION_SAMPLES_HOURS
+        if not self.stopping and not self.dry_run:
+            gone, seconds = self.timed(self.purge_samples, timedelta(hours=hours), now)
+            self.report(
+                f"purge queue samples older than {hours} hours: deleted={gone} ({seconds:.3f} s)",
+                step="purge_queue_samples",
+                deleted=gone,
                 seconds=seconds,
             )
 
@@ -290,6 +313,12 @@ class Command(BaseCommand):
         if self.dry_run:
             return schedules.count_due_schedules(now=now)
         return len(schedules.fire_due_schedules(now=now))
+
+    def sample(self, now: datetime) -> int:
+        return samples.take_samples(now=now)
+
+    def purge_samples(self, older_than: timedelta, now: datetime) -> int:
+        return samples.purge_samples(older_than=older_than, now=now)
 
     def purge_runs(self, older_than: timedelta, now: datetime) -> int:
         if self.dry_run:

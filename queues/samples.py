@@ -1,0 +1,147 @@
+"""Per-minute numbers of every queue, for the charts of the console and the admin.
+
+``take_samples`` runs in ``run_maintenance`` (maintenance/), never on the
+enqueue, lease or ack path. For each minute that has ended and is not
+sampled yet (at most ``BACKFILL_MINUTES`` back), it counts per tenant and
+queue the jobs created in it (``jobs_created_idx``) and the jobs that
+completed or died in it (``jobs_retention_idx``: status, finished_at); the
+last minute also gets the queue's depth, its pending jobs, counted from the
+lease index. Rows are unique per (tenant, queue, minute) and inserted with
+ON CONFLICT DO NOTHING, so several maintenance processes write each minute
+once. A job inserted by a transaction that commits after its minute was
+sampled is not counted; at one-minute resolution that is a rounding error.
+
+``series`` reads them back in buckets (1 minute for the last hour, 15 for
+the last day); ``purge_samples`` deletes those past retention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models.functions import TruncMinute
+
+from accounts.models import User
+from queues.models import Job, JobStatus, QueueSample
+
+MINUTE = timedelta(minutes=1)
+# After downtime, the counts of at most this many past minutes are filled in.
+BACKFILL_MINUTES = 60
+
+
+def _floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def take_samples(*, now: datetime) -> int:
+    """Sample every minute that ended and has no sample yet; return the rows written."""
+    last = _floor(now) - MINUTE  # the last minute that has ended
+    newest = QueueSample.objects.aggregate(newest=Max("minute"))["newest"]
+    oldest = last - (BACKFILL_MINUTES - 1) * MINUTE
+    start = max(oldest, newest + MINUTE) if newest else oldest
+    if start > last:
+        return 0
+    end = last + MINUTE
+    rows: dict[tuple[int, str, datetime], dict[str, int]] = {}
+
+    def count(jobs: QuerySet[Job], field: str, into: str) -> None:
+        per_minute = (
+            jobs.filter(**{f"{field}__gte": start, f"{field}__lt": end})
+            .annotate(at=TruncMinute(field, tzinfo=UTC))
+            .values("owner_id", "queue_name", "at")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for row in per_minute:
+            key = (row["owner_id"], row["queue_name"], row["at"])
+            rows.setdefault(key, {})[into] = row["n"]
+
+    count(Job.objects.all(), "created_at", "enqueued")
+    count(Job.objects.filter(status=JobStatus.COMPLETED), "finished_at", "completed")
+    count(Job.objects.filter(status=JobStatus.DEAD), "finished_at", "dead")
+    pending = (
+        Job.objects.filter(status=JobStatus.PENDING)
+        .values("owner_id", "queue_name")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in pending:
+        rows.setdefault((row["owner_id"], row["queue_name"], last), {})["depth"] = row["n"]
+    samples = [
+        QueueSample(owner_id=owner_id, queue_name=queue_name, minute=minute, **numbers)
+        for (owner_id, queue_name, minute), numbers in rows.items()
+    ]
+    QueueSample.objects.bulk_create(samples, batch_size=500, ignore_conflicts=True)
+    return len(samples)
+
+
+def purge_samples(*, older_than: timedelta, now: datetime) -> int:
+    deleted, _ = QueueSample.objects.filter(minute__lt=now - older_than).delete()
+    return deleted
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    enqueued: int = 0
+    completed: int = 0
+    dead: int = 0
+    # Pending jobs at the bucket's last sampled minute; None when none was sampled.
+    depth: int | None = None
+
+
+def series(
+    *,
+    owner: User | None,
+    queue_name: str | None = None,
+    now: datetime,
+    span: timedelta,
+    bucket: timedelta,
+) -> list[Bucket]:
+    """The last ``span`` before ``now`` in buckets of ``bucket``: every bucket, zeros included.
+
+    ``owner`` None: every tenant (the admin); ``queue_name`` None: every queue.
+    """
+    end = _floor(now)
+    count = int(span / bucket)
+    start = end - count * bucket
+    samples = QueueSample.objects.filter(minute__gte=start, minute__lt=end)
+    if owner is not None:
+        samples = samples.filter(owner=owner)
+    if queue_name is not None:
+        samples = samples.filter(queue_name=queue_name)
+    per_minute = (
+        samples.values("minute")
+        .annotate(
+            enqueued=Sum("enqueued"),
+            completed=Sum("completed"),
+            dead=Sum("dead"),
+            measured=Count("depth"),
+            pending=Sum("depth"),
+        )
+        .order_by("minute")
+    )
+    totals: list[dict[str, Any]] = [
+        {"enqueued": 0, "completed": 0, "dead": 0, "depth": None} for _ in range(count)
+    ]
+    for row in per_minute:
+        index = int((row["minute"] - start) / bucket)
+        if not 0 <= index < count:
+            continue
+        into = totals[index]
+        for name in ("enqueued", "completed", "dead"):
+            into[name] += row[name] or 0
+        if row["measured"]:
+            into["depth"] = row["pending"]  # minutes come in order: the last one wins
+    return [Bucket(start=start + i * bucket, **totals[i]) for i in range(count)]
+
+
+def totals(buckets: Iterable[Bucket]) -> dict[str, int]:
+    listed = list(buckets)
+    return {
+        name: sum(getattr(b, name) for b in listed) for name in ("enqueued", "completed", "dead")
+    }
