@@ -33,6 +33,14 @@ TENANTS = [("big@example.com", 0.55), ("large@example.com", 0.35), ("mid@example
 TINY_TENANT = "tiny@example.com"  # gets the remaining 0.01 %
 QUEUES = 12
 
+SAMPLES_SQL = """
+INSERT INTO queue_samples (owner_id, queue_name, minute, enqueued, completed, dead, depth)
+SELECT u.id, 'queue-' || q, date_trunc('minute', now()) - m * interval '1 minute',
+       (random() * 60)::int, (random() * 60)::int, (random() < 0.1)::int, (random() * 500)::int
+FROM users u, generate_series(0, 11) AS q, generate_series(1, 1440) AS m
+ON CONFLICT DO NOTHING
+"""
+
 FILL_SQL = """
 INSERT INTO jobs (
     id, user_id, queue_name, payload, status, priority, retry_count, max_retries, run_at,
@@ -151,8 +159,12 @@ def fill(total: int) -> dict[str, int]:
         with connection.cursor() as cursor:
             cursor.execute(FILL_SQL, {**params, "start": start, "stop": stop})
         print(f"  inserted up to {stop}", file=sys.stderr)
+    # A day of per-minute samples for every tenant's queues, as run_maintenance
+    # would have left them (the charts read these).
     with connection.cursor() as cursor:
+        cursor.execute(SAMPLES_SQL)
         cursor.execute("VACUUM ANALYZE jobs")
+        cursor.execute("VACUUM ANALYZE queue_samples")
     print(f"filled {total} jobs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return owners
 
@@ -188,26 +200,47 @@ def measure(runs: int, owners: dict[str, int]) -> list[tuple[str, float, int]]:
         ("DLQ list, dead_reason = operator", "/admin/queues/deadjob/?dead_reason__exact=operator"),
         ("Job detail page", f"/admin/queues/job/{some_job}/change/"),
     ]
+    # The console's pages as the biggest tenant, and the admin's front page.
+    tenant = Client()
+    tenant.force_login(User.objects.get(email="big@example.com"))
+    theirs = Job.objects.filter(owner__email="big@example.com")
+    their_job = (
+        theirs.order_by("pk").values_list("pk", flat=True)[middle // 2 : middle // 2 + 1].get()
+    )
+    pages += [("Admin front page (health numbers, charts)", "/admin/")]
+    console = [
+        ("Console overview (queues, charts)", "/console/"),
+        ("Console queue page (numbers, charts)", "/console/queues/queue-3/"),
+        ("Console jobs, newest first", "/console/jobs/"),
+        ("Console jobs, scheduled for later", "/console/jobs/?status=scheduled"),
+        ("Console job search, end of an id", f"/console/jobs/?q={str(their_job)[-8:]}"),
+        ("Console job page", f"/console/jobs/{their_job}/"),
+        ("Console in flight", "/console/in-flight/"),
+        ("Console DLQ", "/console/dlq/"),
+        ("Console DLQ, grouped by error", "/console/dlq/?group=error"),
+        ("Console DLQ, error search", "/console/dlq/?q=error+%2342"),
+    ]
     results = []
-    for label, url in pages:
+    for label, url in [*pages, *console]:
+        if label.startswith("Console"):
+            client_for_page = tenant
+        else:
+            client_for_page = client
         if "created_at__gte=today" in url:
             from django.utils import timezone
 
             today = timezone.now().date().isoformat()
             url = f"/admin/queues/job/?created_at__gte={today}+00%3A00%3A00%2B00%3A00"
-        response = client.get(url)  # warm-up
+        response = client_for_page.get(url)  # warm-up
         assert response.status_code == 200, (url, response.status_code)
         times = []
         for _ in range(runs):
             started = time.perf_counter()
-            response = client.get(url)
+            response = client_for_page.get(url)
             times.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, (url, response.status_code)
-        count = (
-            getattr(response.context_data.get("cl"), "result_count", 0)
-            if response.context_data
-            else 0
-        )
+        context = getattr(response, "context_data", None) or {}
+        count = getattr(context.get("cl"), "result_count", 0)
         results.append((label, statistics.median(times), count))
         print(f"  {label}: {statistics.median(times):.1f} ms", file=sys.stderr)
     return results

@@ -376,3 +376,31 @@ def test_live_pages_refresh_themselves_and_can_be_paused(
     expect(page.get_by_role("button", name="Live updates: paused")).to_have_attribute(
         "aria-pressed", "false"
     )
+
+
+def test_operator_finds_a_job_by_id_and_requeues_a_whole_queues_dead_jobs(
+    live_server: Any, transactional_db: None, page: Page
+) -> None:
+    base = live_server.url
+    user = User.objects.create_user("tenant@example.com", PASSWORD)
+    wanted = JobFactory(owner=user, queue_name="emails", dead=True, error_text="SMTP 550")
+    JobFactory.create_batch(4, owner=user, queue_name="emails", dead=True, error_text="SMTP 421")
+    JobFactory(owner=user, queue_name="other", dead=True)
+    log_in(page, base, "tenant@example.com")
+
+    # Find a job from the end of its id, as a list shows it (e.g. pasted from a log).
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    page.fill('input[name="q"]', str(wanted.pk)[-8:])
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("table.data tbody tr")).to_have_count(1)
+    page.get_by_role("link", name=f"{str(wanted.pk)[:8]}…{str(wanted.pk)[-8:]}").click()
+    expect(page.locator("pre.error-text")).to_have_text("SMTP 550")
+
+    # Requeue every dead job of one queue, after the confirmation.
+    page.goto(base + "/console/dlq/")
+    row = page.locator("tr", has=page.get_by_role("link", name="emails", exact=True))
+    row.get_by_role("button", name="Requeue all").click()
+    page.get_by_role("button", name="Yes").click()
+    expect(page.locator(".messages")).to_contain_text("5 requeued")
+    assert Job.objects.filter(queue_name="emails", status="pending").count() == 5
+    assert Job.objects.get(queue_name="other").status == JobStatus.DEAD
