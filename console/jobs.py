@@ -15,7 +15,6 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Count, Max, QuerySet, Value
 from django.db.models.functions import Coalesce, Left
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -30,6 +29,7 @@ from openqueue_site import audit
 from openqueue_site.charts import dashboard_charts
 from queues import control, services
 from queues.models import QUEUE_NAME_MAX_LENGTH, STATUSES_IN_USE, Job, JobStatus, QueueSettings
+from queues.paging import EstimatedCountPaginator
 from schedules.models import Schedule
 
 PER_PAGE = 50
@@ -216,7 +216,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             jobs = jobs.none()
         else:
             jobs = matched
-    page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
+    page = EstimatedCountPaginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
     filters = urlencode(
         {
             key: value
@@ -359,7 +359,7 @@ def dlq_list(request: HttpRequest) -> HttpResponse:
         if grouped
         else None
     )
-    page = Paginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
+    page = EstimatedCountPaginator(jobs, PER_PAGE).get_page(request.GET.get("page"))
     filters = {"queue": queue, "q": search, "error": error, "group": "error" if grouped else ""}
     return render(
         request,

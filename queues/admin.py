@@ -20,12 +20,11 @@ import uuid
 from typing import Any
 
 from django.contrib import admin
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from accounts.models import User
 from queues import control, services
 from queues.ids import short_id
 from queues.models import (
@@ -37,24 +36,8 @@ from queues.models import (
     JobStatus,
     QueueSettings,
 )
+from queues.paging import EstimatedCountPaginator
 from queues.store import get_store
-
-
-class EstimatedCountPaginator(Paginator):
-    """Counts through the storage engine: exact for small results, PostgreSQL's
-    estimate for big ones (queues/store/postgres.py).
-
-    The admin counts the (filtered) list on every page view; ``COUNT(*)`` over
-    a million rows reads them all. Page numbers near the end may therefore be
-    approximate.
-    """
-
-    @cached_property
-    def count(self) -> int:
-        queryset = self.object_list
-        if not isinstance(queryset, QuerySet):
-            return super().count
-        return get_store(queryset.db).estimated_count(queryset)
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -147,11 +130,20 @@ class BaseJobAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
     ) -> tuple[QuerySet[Job], bool]:
+        term = search_term.strip()
         try:
-            job_id = uuid.UUID(search_term.strip())
+            job_id = uuid.UUID(term)
         except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-        return queryset.filter(pk=job_id), False  # one primary-key probe
+            pass
+        else:
+            return queryset.filter(pk=job_id), False  # one primary-key probe
+        if "@" in term and " " not in term:
+            # An owner's email: the owner's id first, then the jobs through their
+            # index (a join on the email made PostgreSQL walk every job by id).
+            owner = User.objects.filter(email__iexact=term).first()
+            if owner is not None:
+                return queryset.filter(owner=owner), False
+        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> str:
