@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -266,35 +267,40 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     )
 
 
+def _act_on_one(
+    request: HttpRequest, job_id: uuid.UUID, verb: str, act: Callable[[QuerySet[Job]], int]
+) -> HttpResponse:
+    """Run a bulk service on one of the user's jobs, report it, and go back to its page."""
+    job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
+    changed = act(Job.objects.for_owner(request.user).filter(pk=job.pk))
+    _report(request, verb, changed, 1, job)
+    return _back(request, reverse("console-job", args=[job.pk]))
+
+
 @login_required
 @require_POST
 def job_requeue(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
-    reset = request.POST.get("reset_retries") == "on"
-    changed = services.requeue_jobs(
-        Job.objects.for_owner(request.user).filter(pk=job.pk), reset_retries=reset
-    )
-    _report(request, "requeued" + (" with its retries reset" if reset else ""), changed, 1, job)
-    return _back(request, reverse("console-job", args=[job.pk]))
+    if request.POST.get("reset_retries") == "on":
+        return _act_on_one(
+            request,
+            job_id,
+            "requeued with its retries reset",
+            lambda jobs: services.requeue_jobs(jobs, reset_retries=True),
+        )
+    return _act_on_one(request, job_id, "requeued", services.requeue_jobs)
 
 
 @login_required
 @require_POST
 def job_run_now(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     """A pending job due later (scheduled, or in a retry's backoff) becomes due now."""
-    job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
-    changed = services.run_now_jobs(Job.objects.for_owner(request.user).filter(pk=job.pk))
-    _report(request, "made due now", changed, 1, job)
-    return _back(request, reverse("console-job", args=[job.pk]))
+    return _act_on_one(request, job_id, "made due now", services.run_now_jobs)
 
 
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    job = get_object_or_404(Job.objects.for_owner(request.user), pk=job_id)
-    changed = services.cancel_jobs(Job.objects.for_owner(request.user).filter(pk=job.pk))
-    _report(request, "cancelled", changed, 1, job)
-    return _back(request, reverse("console-job", args=[job.pk]))
+    return _act_on_one(request, job_id, "cancelled", services.cancel_jobs)
 
 
 @login_required
