@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""A small Django 5.2 project whose tasks run on OpenQueue (clients/python/tests/test_django.py)."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
