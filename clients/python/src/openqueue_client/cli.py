@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per job is the worker's; httpx would add one per request.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
     try:
         function = load_function(args.function)
     except (ImportError, AttributeError, ValueError) as error:

@@ -383,7 +383,9 @@ class Worker:
                 due = [r for r in self._running if not r.settled and r.renew_at <= time.monotonic()]
             for running in due:
                 self._heartbeat(running)
-            time.sleep(tick)
+            with self._changed:
+                # Woken early by a job ending or by stop(), so shutdown does not wait a tick.
+                self._changed.wait(timeout=tick)
 
     def _heartbeat(self, running: _Running) -> None:
         lease = running.lease

@@ -73,3 +73,6 @@ class Command(BaseCommand):
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             log.addHandler(handler)
         log.setLevel(logging.WARNING if verbosity == 0 else logging.INFO)
+        # One line per task is the worker's; httpx would add one per request.
+        if verbosity < 3:
+            logging.getLogger("httpx").setLevel(logging.WARNING)
