@@ -123,6 +123,17 @@ def test_client_provisions_a_tenant_with_the_admin_secret(live_server_factory):
     with Client(server.url, provisioned.token) as client:
         assert client.enqueue("q", {}).created
 
+    async def rotate() -> None:
+        async with AsyncClient(server.url) as anonymous:
+            rotated = await anonymous.provision(
+                "new@example.com", admin_secret="s3cret-for-tests", rotate=True
+            )
+        assert not rotated.created and rotated.token != provisioned.token
+
+    asyncio.run(rotate())
+    with Client(server.url, provisioned.token) as client, pytest.raises(AuthenticationError):
+        client.get_queue("q")  # rotate=True revoked the earlier token
+
 
 def test_async_client_walks_every_route(server, token):
     async def walk() -> None:
