@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from datetime import UTC, datetime
 
@@ -238,3 +239,20 @@ def test_a_long_traceback_is_cut_from_the_front_to_fit_the_servers_limit():
 )
 def test_the_exception_class_is_read_from_the_tracebacks_last_line(last_line, path):
     assert exception_class_path(f"Traceback (most recent call last):\n  ...\n{last_line}\n") == path
+
+
+def test_async_client_mirrors_every_client_method_with_the_same_signature():
+    # The two classes spell out the same methods (routes.py holds the logic);
+    # this keeps them from drifting apart.
+    def public(cls):
+        return {
+            name: member
+            for name, member in vars(cls).items()
+            if callable(member) and not name.startswith("_") and name not in {"close", "send"}
+        }
+
+    sync, asynchronous = public(Client), public(AsyncClient)
+    assert sync.keys() - {"aclose"} == asynchronous.keys() - {"aclose"}
+    for name, method in sync.items():
+        assert inspect.iscoroutinefunction(asynchronous[name]), name
+        assert inspect.signature(asynchronous[name]) == inspect.signature(method), name
