@@ -112,7 +112,7 @@ def test_sigterm_mid_job_loses_nothing(server, token):
     assert outcomes == ["nacked", "acked"]
 
 
-def test_a_wrong_token_exits_1_and_bad_usage_exits_2(server):
+def test_a_wrong_token_or_queue_exits_1_and_bad_usage_exits_2(server, token):
     refused = subprocess.run(
         worker_command("--queue", "q", "--burst", "handlers:double"),
         cwd=HERE,
@@ -123,6 +123,17 @@ def test_a_wrong_token_exits_1_and_bad_usage_exits_2(server):
     )
     assert refused.returncode == 1
     assert "Invalid API token" in refused.stderr
+
+    no_route = subprocess.run(
+        worker_command("--queue", "a/b", "--burst", "handlers:double"),
+        cwd=HERE,
+        env=worker_env(server, token),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert no_route.returncode == 1  # a queue name with "/" can never be leased
+    assert "404" in no_route.stderr
 
     no_function = subprocess.run(
         worker_command("--queue", "q", "handlers:nope"),

@@ -40,6 +40,7 @@ from openqueue_client.client import Client
 from openqueue_client.errors import (
     AuthenticationError,
     ConflictError,
+    NotFoundError,
     OpenQueueError,
     Permanent,
     PermissionDeniedError,
@@ -51,8 +52,9 @@ logger = logging.getLogger("openqueue_client.worker")
 
 Handler = Callable[[Job], Any]
 
-# Errors that no retry will fix: a wrong token, a wrong queue name or lease setting.
-FATAL_ERRORS = (AuthenticationError, PermissionDeniedError, ValidationError)
+# Errors that no retry will fix: a wrong token, a wrong queue name or lease
+# setting (a name with "/" matches no route: 404).
+FATAL_ERRORS = (AuthenticationError, PermissionDeniedError, ValidationError, NotFoundError)
 
 
 @dataclass
@@ -289,7 +291,7 @@ class Worker:
             result = as_result(self.handler(job))
         except Permanent:
             self._nack(running, self._error_text(), retry=False)
-        except Exception:
+        except BaseException:  # SystemExit in a job is its failure, not the worker's
             self._nack(running, self._error_text(), retry=True)
         else:
             self._ack(running, result)
