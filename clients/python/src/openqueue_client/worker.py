@@ -250,6 +250,10 @@ class Worker:
     def _long_poll(self, free: int) -> list[Lease]:
         # One request waits on one queue, so several queues share the wait:
         # a job in any of them waits at most about ``wait_seconds``.
+        if self.wait_seconds == 0:
+            # No long-poll: look again in a second rather than asking in a loop.
+            self._stopping.wait(1.0)
+            return []
         count = len(self.queues)
         wait = self.wait_seconds if count == 1 else max(1, self.wait_seconds // count)
         return self._lease_any(free, wait=wait)
