@@ -28,8 +28,13 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import User
 from openqueue_site import audit
 from openqueue_site.charts import dashboard_charts
-from queues import control, services
-from queues.models import QUEUE_NAME_MAX_LENGTH, STATUSES_IN_USE, Job, JobStatus, QueueSettings
+from queues import control, samples, services
+from queues.models import (
+    QUEUE_NAME_MAX_LENGTH,
+    STATUSES_IN_USE,
+    Job,
+    JobStatus,
+)
 from queues.paging import EstimatedCountPaginator
 from queues.store import get_store
 from schedules.models import Schedule
@@ -155,35 +160,52 @@ def _report(
     )
 
 
+# The overview's counts: the statuses a job is still in, counted from
+# indexes. Finished jobs are most of the table; the overview shows what went
+# through each queue in the last day instead (decision 0011,
+# docs/decisions/0011-dashboards-count-live-jobs-from-indexes.md).
+LIVE_STATUSES = [JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.DEAD]
+THROUGHPUT_SPAN = timedelta(days=1)
+
+
 @login_required
 @require_GET
 def queue_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     user = user_of(request)
-    rows = {row["queue_name"]: row for row in Job.objects.for_owner(user).stats_by_queue()}
-    settings = {row.queue_name: row for row in QueueSettings.objects.filter(owner=user)}
-    scheduled = Schedule.objects.filter(owner=user).values_list("queue_name", flat=True)
     # Queues with settings or a schedule but no jobs are queues too (contract A.4).
-    for name in {*settings, *scheduled} - set(rows):
-        rows[name] = {"queue_name": name, "total": 0, "oldest_pending_created_at": None}
-    queues = [rows[name] for name in sorted(rows)]
-    # Ready and scheduled apart: a queue whose only job is due next week has
-    # nothing waiting, and its "oldest" must not climb (queues/control.py).
-    info = {q.queue_name: q for q in control.list_queues(owner=user, also=rows, now=now)}
-    for row in queues:
-        row["counts"] = [(status, row.get(status, 0)) for status in STATUSES_IN_USE]
-        row["scheduled"] = info[row["queue_name"]].scheduled
-        oldest = info[row["queue_name"]].oldest_ready_age_seconds
-        row["oldest_ready_age"] = (
-            "" if oldest is None else age(now - timedelta(seconds=oldest), now)
+    scheduled = Schedule.objects.filter(owner=user).values_list("queue_name", flat=True)
+    went_through = samples.totals_by_queue(owner=user, now=now, span=THROUGHPUT_SPAN)
+    queues: list[dict[str, Any]] = []
+    for info in control.list_queues(owner=user, also=scheduled, now=now):
+        # Ready and scheduled apart: a queue whose only job is due next week has
+        # nothing waiting, and its "oldest" must not climb (queues/control.py).
+        oldest = info.oldest_ready_age_seconds
+        counts: dict[str, int] = {
+            JobStatus.PENDING: info.ready + info.scheduled,
+            JobStatus.PROCESSING: info.processing,
+            JobStatus.DEAD: info.dead,
+        }
+        queues.append(
+            {
+                "queue_name": info.queue_name,
+                **counts,
+                "counts": list(counts.items()),
+                "scheduled": info.scheduled,
+                "oldest_ready_age": ""
+                if oldest is None
+                else age(now - timedelta(seconds=oldest), now),
+                "paused": info.paused,
+                "max_in_flight": info.max_in_flight,
+                "last_day": went_through.get(info.queue_name, {}),
+            }
         )
-        row["settings"] = settings.get(row["queue_name"])
     return render(
         request,
         "console/queue_list.html",
         {
             "queues": queues,
-            "statuses": STATUSES_IN_USE,
+            "statuses": LIVE_STATUSES,
             "now": now,
             "charts": dashboard_charts(owner=user, now=now),
         },

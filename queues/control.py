@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Aggregate, Count, Min, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -49,33 +49,69 @@ class QueueInfo:
     dead: int
     # How late the queue is: now minus the earliest run_at of a ready job.
     oldest_ready_age_seconds: float | None
+    # Every processing job, expired leases included: the console's count of
+    # the status (not on the wire).
+    processing: int = 0
 
 
-def _numbers(owner: User, names: list[str] | None, now: datetime) -> dict[str, dict[str, Any]]:
-    """The counts of each queue of ``owner`` (of ``names`` only, when given), in one query.
+def _live_counts(jobs: QuerySet[Job], now: datetime, by_queue: bool) -> dict[str, dict[str, Any]]:
+    """The live numbers of ``jobs``, per queue name (``by_queue``) or in total (key "").
 
-    Finished jobs are outside the counted statuses, so the index on (owner,
-    queue, status) skips a queue's history.
+    One query per live status, each answered from an index alone on
+    PostgreSQL: pending jobs from the lease index (which carries run_at),
+    processing ones from the expiry index (locked_until), dead ones from
+    (owner, queue, status) or (status, id). Completed and cancelled jobs,
+    most of the table, are never read: one query over the three statuses
+    at once reads the table itself (0.25 s for a tenant with 550,000 jobs,
+    docs/benchmarks.md).
     """
     store = get_store()
-    jobs = Job.objects.filter(
-        owner=owner, status__in=[JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.DEAD]
-    )
-    if names is not None:
-        jobs = jobs.filter(queue_name__in=names)
-    due = store.condition(services.DUE, now=now)
-    rows = (
-        jobs.order_by()
-        .values("queue_name")
-        .annotate(
-            ready=Count("pk", filter=due),
-            scheduled=Count("pk", filter=Q(status=JobStatus.PENDING) & ~due),
-            in_flight=Count("pk", filter=store.condition(services.IN_FLIGHT, now=now)),
-            dead=Count("pk", filter=Q(status=JobStatus.DEAD)),
-            oldest_ready=Min("run_at", filter=due),
-        )
-    )
-    return {row["queue_name"]: row for row in rows}
+    # The rules' parts without the status, which each query fixes already: a
+    # filter on the status column, or counting ids, would send every row to
+    # the table. COUNT(*) reads no column; a filtered count needs one, and
+    # queue_name is in each of these indexes but (status, id).
+    due = store.condition(services.RUN_AT_REACHED, now=now)
+    parts: list[tuple[str, dict[str, Aggregate]]] = [
+        (
+            JobStatus.PENDING,
+            {
+                "ready": Count("queue_name", filter=due),
+                "scheduled": Count("queue_name", filter=~due),
+                "oldest_ready": Min("run_at", filter=due),
+            },
+        ),
+        (
+            JobStatus.PROCESSING,
+            {
+                "processing": Count("*"),
+                "in_flight": Count(
+                    "queue_name", filter=store.condition(services.LEASE_VALID, now=now)
+                ),
+            },
+        ),
+        (JobStatus.DEAD, {"dead": Count("*")}),
+    ]
+    numbers: dict[str, dict[str, Any]] = {}
+    for status, counts in parts:
+        of_status = jobs.filter(status=status).order_by()
+        if by_queue:
+            rows = list(of_status.values("queue_name").annotate(**counts))
+        else:
+            rows = [{"queue_name": "", **of_status.aggregate(**counts)}]
+        for row in rows:
+            numbers.setdefault(row.pop("queue_name"), {}).update(row)
+    return numbers
+
+
+def _numbers(owner: User, names: list[str], now: datetime) -> dict[str, dict[str, Any]]:
+    """The live counts of the queues ``names`` of ``owner``.
+
+    Naming the queues (``queue_name = ANY(...)``) makes every index scan
+    one range per queue, instead of every entry of the tenant.
+    """
+    if not names:
+        return {}
+    return _live_counts(Job.objects.filter(owner=owner, queue_name__in=names), now, by_queue=True)
 
 
 def _info(
@@ -91,6 +127,7 @@ def _info(
         scheduled=numbers.get("scheduled", 0),
         in_flight=numbers.get("in_flight", 0),
         dead=numbers.get("dead", 0),
+        processing=numbers.get("processing", 0),
         oldest_ready_age_seconds=None
         if oldest is None
         else max((now - oldest).total_seconds(), 0.0),
@@ -112,8 +149,8 @@ def list_queues(
     now = now or timezone.now()
     rows = {row.queue_name: row for row in QueueSettings.objects.filter(owner=owner)}
     with_jobs = get_store().queue_names(Job.objects.db, None, owner_id=owner.pk)
-    numbers = _numbers(owner, None, now)
     names = sorted({*with_jobs, *rows, *also})
+    numbers = _numbers(owner, names, now)
     return [_info(name, numbers.get(name), rows.get(name), now) for name in names]
 
 
@@ -232,21 +269,16 @@ def purge_queue(
 
 
 def health_numbers(*, now: datetime) -> dict[str, Any]:
-    """Every tenant's jobs by state, for the admin's front page (one query)."""
-    store = get_store()
-    due = store.condition(services.DUE, now=now)
-    numbers = Job.objects.filter(
-        status__in=[JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.DEAD]
-    ).aggregate(
-        ready=Count("pk", filter=due),
-        scheduled=Count("pk", filter=Q(status=JobStatus.PENDING) & ~due),
-        in_flight=Count("pk", filter=store.condition(services.IN_FLIGHT, now=now)),
-        dead=Count("pk", filter=Q(status=JobStatus.DEAD)),
-        oldest_ready=Min("run_at", filter=due),
-    )
-    oldest = numbers.pop("oldest_ready")
-    numbers["oldest_ready_age_seconds"] = (
-        None if oldest is None else max((now - oldest).total_seconds(), 0.0)
-    )
-    numbers["paused_queues"] = QueueSettings.objects.filter(paused=True).count()
-    return numbers
+    """Every tenant's jobs by state, for the admin's front page (from indexes alone)."""
+    numbers = _live_counts(Job.objects.all(), now, by_queue=False)[""]
+    oldest = numbers["oldest_ready"]
+    return {
+        "ready": numbers["ready"],
+        "scheduled": numbers["scheduled"],
+        "in_flight": numbers["in_flight"],
+        "dead": numbers["dead"],
+        "oldest_ready_age_seconds": None
+        if oldest is None
+        else max((now - oldest).total_seconds(), 0.0),
+        "paused_queues": QueueSettings.objects.filter(paused=True).count(),
+    }

@@ -140,6 +140,26 @@ def series(
     return [Bucket(start=start + i * bucket, **totals[i]) for i in range(count)]
 
 
+def totals_by_queue(*, owner: User, now: datetime, span: timedelta) -> dict[str, dict[str, int]]:
+    """Jobs enqueued, completed and dead per queue of ``owner`` in the sampled
+    minutes of the last ``span`` (the minute under way is not sampled yet).
+
+    What the console's overview shows of finished jobs: counting them in
+    the jobs table reads most of it (decision 0011:
+    docs/decisions/0011-dashboards-count-live-jobs-from-indexes.md).
+    """
+    end = _floor(now)
+    rows = (
+        QueueSample.objects.filter(owner=owner, minute__gte=end - span, minute__lt=end)
+        .values("queue_name")
+        .annotate(enqueued=Sum("enqueued"), completed=Sum("completed"), dead=Sum("dead"))
+        .order_by()
+    )
+    return {
+        row.pop("queue_name"): {name: value or 0 for name, value in row.items()} for row in rows
+    }
+
+
 def totals(buckets: Iterable[Bucket]) -> dict[str, int]:
     listed = list(buckets)
     return {

@@ -129,7 +129,10 @@ BACKOFF_SECONDS = tuple(min(2**n, MAX_BACKOFF_SECONDS) for n in range(10))
 # own probe, served in lease order by its own partial index (queues/models.py).
 IS_PENDING = Cmp(STATUS, "=", Const(PENDING))
 IS_PROCESSING = Cmp(STATUS, "=", Const(PROCESSING))
-DUE = all_of(IS_PENDING, Cmp(Col("run_at"), "<=", NOW))
+# A pending job's run_at has come; with it the job is due. Apart, so a count
+# over pending jobs only can read it from the lease index (queues/control.py).
+RUN_AT_REACHED = Cmp(Col("run_at"), "<=", NOW)
+DUE = all_of(IS_PENDING, RUN_AT_REACHED)
 LEASE_EXPIRED = all_of(IS_PROCESSING, Cmp(Col("locked_until"), "<", NOW))
 # Priority first, then age; the id breaks ties (UUIDv7: creation order).
 LEASE_ORDER = ("-priority", "created_at", "id")
@@ -144,7 +147,9 @@ DUE_LATER = all_of(IS_PENDING, Cmp(Col("run_at"), ">", NOW))
 # The caller's lease is the current one (ack, nack, heartbeat).
 LEASE_HELD = all_of(IS_PROCESSING, Cmp(Col("lease_token"), "=", Item("token")))
 # What a queue's max_in_flight counts: its jobs holding a valid lease.
-IN_FLIGHT = all_of(IS_PROCESSING, Cmp(Col("locked_until"), ">=", NOW))
+# Apart for the same reason as RUN_AT_REACHED (the expiry index holds locked_until).
+LEASE_VALID = Cmp(Col("locked_until"), ">=", NOW)
+IN_FLIGHT = all_of(IS_PROCESSING, LEASE_VALID)
 
 # What a transition writes, per field. Tables, so kept as written.
 # fmt: off

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from queues.models import DeadReason, Job, JobStatus
+from queues.models import DeadReason, Job, JobStatus, QueueSample
 from queues.tests.factories import JobFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,15 +43,44 @@ def test_root_redirects_to_the_console():
 
 def test_queue_overview_counts_by_status_and_shows_only_my_queues(user, client_for):
     JobFactory.create_batch(2, owner=user, queue_name="emails")
+    JobFactory(owner=user, queue_name="emails", run_at=timezone.now() + timedelta(hours=1))
+    JobFactory(owner=user, queue_name="emails", leased=True)
+    JobFactory(owner=user, queue_name="emails", expired=True)  # still processing
     JobFactory(owner=user, queue_name="emails", dead=True)
-    JobFactory(queue_name="someone-elses-queue")
+    JobFactory(owner=user, queue_name="emails", completed=True)
+    JobFactory(queue_name="someone-elses-queue", dead=True)
     response = client_for.get("/console/")
     assert response.status_code == 200
     rows = response.context["queues"]
     assert [row["queue_name"] for row in rows] == ["emails"]
-    assert rows[0]["pending"] == 2 and rows[0]["dead"] == 1 and rows[0]["total"] == 3
+    assert rows[0]["counts"] == [("pending", 3), ("processing", 2), ("dead", 1)]
+    assert rows[0]["scheduled"] == 1
     assert rows[0]["oldest_ready_age"]
     assert b"someone-elses-queue" not in response.content
+
+
+def test_queue_overview_shows_the_last_days_throughput_from_the_samples(user, client_for):
+    now = timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    JobFactory(owner=user, queue_name="emails")
+    for ago, enqueued, completed in [(2, 5, 3), (60, 7, 4), (25 * 60, 100, 100)]:
+        QueueSample.objects.create(
+            owner=user,
+            queue_name="emails",
+            minute=minute - timedelta(minutes=ago),
+            enqueued=enqueued,
+            completed=completed,
+        )
+    QueueSample.objects.create(
+        owner=UserFactory(), queue_name="emails", minute=minute - timedelta(minutes=2), completed=9
+    )
+
+    response = client_for.get("/console/")
+
+    (row,) = response.context["queues"]
+    # The day's minutes only (not the one 25 h ago), and only mine.
+    assert row["last_day"] == {"enqueued": 12, "completed": 7, "dead": 0}
+    assert 'data-label="completed, 24 h"><a' in response.content.decode()
 
 
 def test_a_queue_of_only_scheduled_jobs_has_no_oldest_ready_age(user, client_for):
