@@ -33,6 +33,7 @@ from queues.models import (
     QUEUE_NAME_MAX_LENGTH,
     STATUSES_IN_USE,
     Job,
+    JobQuerySet,
     JobStatus,
 )
 from queues.paging import EstimatedCountPaginator
@@ -87,13 +88,13 @@ ID_SEARCH_HELP = (
 )
 
 
-def _matching_id(jobs: QuerySet[Job], text: str) -> QuerySet[Job] | None:
+def _matching_id(jobs: JobQuerySet, text: str) -> JobQuerySet | None:
     """``jobs`` whose id matches ``text``; None when ``text`` cannot be part of an id.
 
     A whole id or a beginning is a range of the primary key (an index
     probe); ``first…last`` narrows that range by its end; a fragment that
     begins no id is tried as an end (the random part the lists show),
-    compared as text within the caller's jobs.
+    through the index on the ids' last 8 digits (``with_id_ending``).
     """
     text = text.strip().lower().replace("-", "").replace("...", "…")
     head, dots, tail = text.partition("…")
@@ -101,20 +102,20 @@ def _matching_id(jobs: QuerySet[Job], text: str) -> QuerySet[Job] | None:
     if not parts or len(head) + len(tail) > 32 or not all(_HEX.fullmatch(p) for p in parts):
         return None
 
-    def starting(prefix: str) -> QuerySet[Job]:
+    def starting(prefix: str) -> JobQuerySet:
         low, high = uuid.UUID(prefix.ljust(32, "0")), uuid.UUID(prefix.ljust(32, "f"))
         return jobs.filter(pk__gte=low, pk__lte=high)
 
     if dots:
         found = starting(head) if head else jobs
-        return found.filter(pk__iendswith=tail) if tail else found
+        return found.with_id_ending(tail) if tail else found
     by_start = starting(head)
     if len(head) == 32 or by_start.exists():
         return by_start
-    return jobs.filter(pk__iendswith=head)
+    return jobs.with_id_ending(head)
 
 
-def _in_queue(jobs: QuerySet[Job], queue: str) -> QuerySet[Job]:
+def _in_queue(jobs: JobQuerySet, queue: str) -> JobQuerySet:
     """``jobs`` of the queue a query or form field names (all of them for "").
 
     No job's queue name holds NUL (PostgreSQL refuses it even in a query:
@@ -357,7 +358,7 @@ def in_flight(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _dead(request: HttpRequest) -> QuerySet[Job]:
+def _dead(request: HttpRequest) -> JobQuerySet:
     return Job.objects.for_owner(request.user).filter(status=JobStatus.DEAD)
 
 
@@ -373,7 +374,8 @@ def dlq_list(request: HttpRequest) -> HttpResponse:
     by_queue = dead.values("queue_name").annotate(count=Count("pk")).order_by("queue_name")
     jobs = _in_queue(dead.order_by(*NEWEST_FIRST), queue)
     if search:
-        jobs = jobs.filter(error_text__icontains=search)
+        # ILIKE, so the trigram index on error_text serves it (PostgreSQL).
+        jobs = jobs.with_error_containing(search)
     if error:
         jobs = jobs.filter(error_text__startswith=error)
     # One line per distinct beginning of the error: one bad deploy reads as

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connections, models
 from django.db.models import Q
-from django.db.models.functions import Now
+from django.db.models.functions import Cast, Now, Replace, Reverse, Right
+from django.db.models.lookups import IContains
 from django.db.models.sql import UpdateQuery
 
 from queues.ids import uuid7
@@ -45,6 +46,43 @@ INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 
 
+# How many hex digits of an id's end the id-tail index holds (the lists show 8).
+ID_TAIL_DIGITS = 8
+
+
+def id_tail() -> models.Func:
+    """The last ID_TAIL_DIGITS hex digits of the id, reversed.
+
+    jobs_id_tail_idx (migration 0008, PostgreSQL) indexes exactly this
+    expression, ``reverse(right(id::text, 8)) text_pattern_ops``: an end of
+    an id becomes a beginning, which a B-tree finds with ``LIKE 'x%'``. Any
+    other spelling of it and the planner reads every job of the tenant
+    (test_job_search_by_the_end_of_an_id_uses_the_index).
+    """
+    return Reverse(Right(Cast("id", models.TextField()), ID_TAIL_DIGITS))
+
+
+class ContainsText(IContains):
+    """Case-insensitive "contains", as ``ILIKE '%…%'`` on PostgreSQL.
+
+    Django's ``icontains`` writes ``UPPER(col) LIKE UPPER(…)``, which the
+    trigram index on error_text (jobs_error_text_trgm_idx, migration 0008)
+    cannot serve; ILIKE it can. Elsewhere it is ``icontains``. Used as an
+    expression: ``filter(ContainsText(F("error_text"), words))``.
+    """
+
+    lookup_name = "contains_text"
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        sql, params = IContains(self.lhs, self.rhs).as_sql(compiler, connection)
+        return sql, list(params)
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+
+
 class JobQuerySet(models.QuerySet["Job"]):
     def for_owner(self, owner: Any) -> JobQuerySet:
         """Every API read starts here: another tenant's job is simply not found."""
@@ -52,6 +90,31 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def in_queue(self, queue_name: str) -> JobQuerySet:
         return self.filter(queue_name=queue_name)
+
+    def with_id_ending(self, tail: str) -> JobQuerySet:
+        """Jobs whose id ends with the hex digits ``tail`` (no hyphens).
+
+        The last ID_TAIL_DIGITS digits go through the id-tail index
+        (``id_tail``); digits before them, if any, are checked on the few
+        rows it finds.
+        """
+        tail = tail.lower()
+        found = self.alias(id_tail=id_tail()).filter(
+            id_tail__startswith=tail[-ID_TAIL_DIGITS:][::-1]
+        )
+        if len(tail) > ID_TAIL_DIGITS:
+            hex_id = Replace(
+                Cast("id", models.TextField()),
+                models.Value("-"),
+                models.Value(""),
+                output_field=models.TextField(),
+            )
+            found = found.alias(hex_id=hex_id).filter(hex_id__endswith=tail)
+        return found
+
+    def with_error_containing(self, text: str) -> JobQuerySet:
+        """Jobs whose error text contains ``text``, ignoring case (the trigram index)."""
+        return self.filter(ContainsText(models.F("error_text"), text))
 
     def next_leasable_at(self, owner_id: int, queue_name: str, now: datetime) -> datetime | None:
         """When a job of the queue next becomes leasable without anyone writing.
