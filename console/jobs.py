@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from django.contrib import messages
@@ -29,6 +29,7 @@ from accounts.models import User
 from openqueue_site import audit
 from openqueue_site.charts import dashboard_charts
 from queues import control, samples, services
+from queues.ids import short_id
 from queues.models import (
     QUEUE_NAME_MAX_LENGTH,
     STATUSES_IN_USE,
@@ -329,20 +330,37 @@ def job_cancel(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 @login_required
 @require_GET
 def in_flight(request: HttpRequest) -> HttpResponse:
-    """The user's current leases, grouped by worker: the job, how long it has run, its expiry."""
+    """The user's current leases, grouped by worker: the job, how long it has run, its expiry.
+
+    Up to MAX_IN_FLIGHT_SHOWN rows, so each row's text and links are made
+    here, once, rather than by template tags and filters per cell (rendering
+    500 rows that way took most of the page's 100 ms).
+    """
     now = timezone.now()
     leased = (
         Job.objects.for_owner(request.user)
         .filter(status=JobStatus.PROCESSING)
+        .only("id", "queue_name", "attempt_count", "started_at", "locked_until", "locked_by")
         .order_by("locked_by", "started_at", "pk")[:MAX_IN_FLIGHT_SHOWN]
     )
+    queue_urls: dict[str, str] = {}
     workers: dict[str, list[dict[str, Any]]] = {}
     for job in leased:
         expired = job.locked_until is not None and job.locked_until < now
+        if job.queue_name not in queue_urls:
+            queue_urls[job.queue_name] = reverse("console-queue", args=[job.queue_name])
         workers.setdefault(job.locked_by or "", []).append(
             {
                 "job": job,
+                "id": str(job.pk),
+                "short_id": short_id(job.pk),
+                "url": reverse("console-job", args=[job.pk]),
+                "queue_name": job.queue_name,
+                "queue_url": queue_urls[job.queue_name],
+                "attempt": job.attempt_count,
                 "running": age(job.started_at, now),
+                "started": _utc(job.started_at),
+                "until": _utc(job.locked_until),
                 "expires_in": "" if expired else age(now, job.locked_until or now),
                 "expired": expired,
             }
@@ -356,6 +374,11 @@ def in_flight(request: HttpRequest) -> HttpResponse:
             "capped": len(leased) == MAX_IN_FLIGHT_SHOWN,
         },
     )
+
+
+def _utc(moment: datetime | None) -> str:
+    """``2026-11-30 21:04:05``, in UTC, as the templates' ``|date:'Y-m-d H:i:s'`` writes it."""
+    return "" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
 
 
 def _dead(request: HttpRequest) -> JobQuerySet:

@@ -411,6 +411,19 @@ def test_in_flight_groups_my_leases_by_worker_and_shows_no_one_elses(user, clien
     assert b"their-worker" not in response.content
 
 
+def test_in_flight_rows_link_the_job_and_its_queue_with_exact_utc_times(user, client_for):
+    started = timezone.now() - timedelta(minutes=2)
+    job = JobFactory(owner=user, leased=True, queue_name="mail out", started_at=started)
+
+    body = client_for.get("/console/in-flight/").content.decode()
+
+    short = f"{str(job.pk)[:8]}…{str(job.pk)[-8:]}"
+    assert f'href="/console/jobs/{job.pk}/" title="{job.pk}">{short}</a>' in body
+    assert 'href="/console/queues/mail%20out/">mail out</a>' in body
+    assert f'title="started {started:%Y-%m-%d %H:%M:%S} UTC">2 min</td>' in body
+    assert f'title="until {job.locked_until:%Y-%m-%d %H:%M:%S} UTC">' in body
+
+
 def test_list_times_are_relative_with_the_exact_utc_time_on_hover(user, client_for):
     created = timezone.now() - timedelta(minutes=12)
     JobFactory(owner=user, created_at=created, dead=True, dead_at=created)
