@@ -53,7 +53,7 @@ ID_TAIL_DIGITS = 8
 def id_tail() -> models.Func:
     """The last ID_TAIL_DIGITS hex digits of the id, reversed.
 
-    jobs_id_tail_idx (migration 0008, PostgreSQL) indexes exactly this
+    jobs_id_tail_idx (migration 0009, PostgreSQL) indexes exactly this
     expression, ``reverse(right(id::text, 8)) text_pattern_ops``: an end of
     an id becomes a beginning, which a B-tree finds with ``LIKE 'x%'``. Any
     other spelling of it and the planner reads every job of the tenant
@@ -66,7 +66,7 @@ class ContainsText(IContains):
     """Case-insensitive "contains", as ``ILIKE '%…%'`` on PostgreSQL.
 
     Django's ``icontains`` writes ``UPPER(col) LIKE UPPER(…)``, which the
-    trigram index on error_text (jobs_error_text_trgm_idx, migration 0008)
+    trigram index on error_text (jobs_error_text_trgm_idx, migration 0009)
     cannot serve; ILIKE it can. Elsewhere it is ``icontains``. Used as an
     expression: ``filter(ContainsText(F("error_text"), words))``.
     """

@@ -1,7 +1,7 @@
 """Searching jobs by the end of their id and by error text (queues/models.py).
 
 The results on both databases; on PostgreSQL also that the query is the one
-the index of migration 0008 was built for. An index on an expression serves
+the index of migration 0009 was built for. An index on an expression serves
 only that exact expression: if ``id_tail`` or ``ContainsText`` drifted from
 the index, the results would stay right and the console would read every
 job again, so the plan is what these tests check.
