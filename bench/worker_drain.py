@@ -71,6 +71,29 @@ def drain(url: str, token: str, database_url: str, jobs: int, concurrency: int) 
     }
 
 
+def hand_loop(url: str, token: str, database_url: str, jobs: int) -> dict:
+    """The baseline: one thread, lease then ack, as a hand-written worker does."""
+    queue = f"loop-{uuid.uuid4().hex[:6]}"
+    with Client(url, token, timeout=60) as client:
+        for start in range(0, jobs, 1000):
+            client.enqueue_batch(
+                [NewJob(queue, {"n": n}) for n in range(start, min(jobs, start + 1000))]
+            )
+        started = time.perf_counter()
+        done = 0
+        while (lease := client.lease(queue, worker_id="loop")) is not None:
+            client.ack(lease.job_id, lease.lease_token)
+            done += 1
+        elapsed = time.perf_counter() - started
+    return {
+        "concurrency": "hand-written loop",
+        "seconds": elapsed,
+        "jobs_per_second": jobs / elapsed,
+        "requests_per_job": (2 * done + 1) / jobs,
+        "exactly_once": done == jobs,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
@@ -87,12 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         token = manage(database_url, "create_api_token", "bench-worker@example.com", "--name", "b")
         workdir = Path(tempfile.mkdtemp(prefix="oq-bench-worker-"))
         with gunicorn(database_url, workdir, None, None) as (url, _pid):
+            rows.append(hand_loop(url, token, database_url, args.jobs))
+            log(f"hand-written loop: {rows[-1]['jobs_per_second']:.0f} jobs/s")
             for level in levels:
                 row = drain(url, token, database_url, args.jobs, level)
                 log(f"concurrency {level}: {row['jobs_per_second']:.0f} jobs/s")
                 rows.append(row)
     print(f"\n{args.jobs} jobs, a handler that does nothing, one worker process:\n")
-    print("| Concurrency | Jobs/s | Seconds | HTTP requests per job | Each job once |")
+    print("| Worker concurrency | Jobs/s | Seconds | HTTP requests per job | Each job once |")
     print("|---:|---:|---:|---:|---|")
     for row in rows:
         print(
