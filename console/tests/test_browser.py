@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from accounts.models import ApiToken, User
 from accounts.services import issue_token
-from queues.models import Job, JobStatus
+from queues.models import Job, JobStatus, QueueSettings
+from queues.samples import take_samples
 from queues.tests.factories import JobFactory
 
 pytestmark = pytest.mark.browser
@@ -276,6 +279,51 @@ def test_the_dlq_and_the_admin_confirmation_fit_the_screen(
         page.get_by_role("button", name="Go").click()
         expect(page.locator("h1")).to_have_text("Requeue jobs?")
         assert _overflow(page) <= 0
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_the_admin_front_page_shows_every_tenants_health_and_charts(
+    live_server: Any, transactional_db: None, browser: Browser, width: int, height: int
+) -> None:
+    base = live_server.url
+    User.objects.create_superuser("ops@example.com", PASSWORD)
+    first = User.objects.create_user("first@example.com", PASSWORD)
+    second = User.objects.create_user("second@example.com", PASSWORD)
+    JobFactory.create_batch(2, owner=first, queue_name="emails")
+    JobFactory(owner=first, queue_name="emails", run_at=timezone.now() + timedelta(days=7))
+    JobFactory(owner=first, queue_name="emails", leased=True)
+    JobFactory(owner=second, queue_name="reports")
+    JobFactory.create_batch(2, owner=second, queue_name="reports", dead=True)
+    QueueSettings.objects.create(owner=second, queue_name="reports", paused=True)
+    take_samples(now=timezone.now() - timedelta(minutes=1))
+    take_samples(now=timezone.now())
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        log_in(page, base, "ops@example.com", path="/admin/login/")
+        page.goto(base + "/admin/")
+        numbers = dict(
+            zip(
+                page.locator(".oq-numbers dt").all_text_contents(),
+                page.locator(".oq-numbers dd").all_text_contents(),
+                strict=True,
+            )
+        )
+        assert {key: numbers[key] for key in ("Ready", "Scheduled", "In flight", "Dead")} == {
+            "Ready": "3",
+            "Scheduled": "1",
+            "In flight": "1",
+            "Dead": "2",
+        }
+        assert numbers["Paused queues"] == "1"
+        expect(page.locator(".oq-charts svg")).to_have_count(3)
+        assert _overflow(page) <= 0
+        # The numbers lead to the lists they count.
+        page.locator(".oq-numbers").get_by_role("link", name="2").click()
+        expect(page.locator("#result_list tbody tr")).to_have_count(2)
     finally:
         context.close()
 
