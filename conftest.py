@@ -31,7 +31,20 @@ from queues.tests.factories import UserFactory
 ROOT = Path(__file__).resolve().parent
 
 
+# Tests whose subject is not the database run in one of the two legs only
+# (scripts/test.sh runs the suite once per database): the pages in the
+# browser on SQLite, what `make run` serves; the schema fuzzer and the
+# client package on PostgreSQL, what production runs.
+ONE_LEG = {"browser": "sqlite", "schema_fuzz": "postgresql", "client": "postgresql"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for marker, vendor in ONE_LEG.items():
+        if connection.vendor != vendor:
+            skip = pytest.mark.skip(reason=f"not about the database: runs in the {vendor} leg")
+            for item in items:
+                if item.get_closest_marker(marker):
+                    item.add_marker(skip)
     # Without Chromium and without root to install it (scripts/test.sh).
     if os.environ.get("OPENQUEUE_SKIP_BROWSER_TESTS") == "1":
         skip = pytest.mark.skip(reason="OPENQUEUE_SKIP_BROWSER_TESTS=1")

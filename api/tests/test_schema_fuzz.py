@@ -19,7 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import strategies as st
 
-pytestmark = [pytest.mark.live_server]
+pytestmark = [pytest.mark.live_server, pytest.mark.schema_fuzz]
 
 ADMIN_SECRET = "fuzz-only-admin-secret"  # a throwaway server's secret
 

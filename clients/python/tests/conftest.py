@@ -10,16 +10,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from conftest import ServerProcess, Tenant, start_server
-from django.db import connection
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if connection.vendor == "postgresql":
-        return
-    skip = pytest.mark.skip(reason="the client's tests run once, in the PostgreSQL leg")
+    # Marked before the repository's conftest reads the "client" marker (one leg only).
     for item in items:
         if "clients/python/tests" in str(item.path):
-            item.add_marker(skip)
+            item.add_marker(pytest.mark.client)
 
 
 @pytest.fixture(scope="module")
