@@ -292,6 +292,22 @@ class Job(models.Model):
             # WHERE status = ? [AND dead_reason = ?] ORDER BY id DESC LIMIT 50,
             # and their counts (queues/admin.py).
             models.Index(fields=["status", "id"], name="jobs_status_id_idx"),
+            # The dead-letter queue of one tenant (the console): its count and
+            # its count per queue, from the index alone; the rest of the
+            # tenant's jobs, most of its index entries elsewhere, are not in it.
+            models.Index(
+                fields=["owner", "queue_name"],
+                condition=Q(status="dead"),
+                name="jobs_dead_owner_queue_idx",
+            ),
+            # The admin's dead-letter queue filtered by why the jobs died:
+            # WHERE status = 'dead' AND dead_reason = ? ORDER BY id DESC, and
+            # its count, without reading every dead job from the table.
+            models.Index(
+                fields=["dead_reason", "id"],
+                condition=Q(status="dead"),
+                name="jobs_dead_reason_id_idx",
+            ),
             # The admin's queue filter: WHERE queue_name = ? ORDER BY id DESC
             # LIMIT 50, and the loose index scan that lists the queue names.
             models.Index(fields=["queue_name", "id"], name="jobs_queue_id_idx"),
@@ -470,3 +486,51 @@ class QueueSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_name} {self.minute:%Y-%m-%d %H:%M}"
+
+
+class SampleTotal(models.Model):
+    """One minute of QueueSample rows summed for a tenant, or for every tenant (owner None).
+
+    Written by ``take_samples`` from the rows it has just written, so the
+    charts of a tenant's or the site's every queue read one row a minute
+    instead of one per queue (1,440 rows for a day, however many queues and
+    tenants there are). Purged with the samples.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        null=True,
+    )
+    minute = models.DateTimeField()
+    enqueued = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    dead = models.PositiveIntegerField(default=0)
+    # The sum of the minute's measured depths; None when none was measured.
+    depth = models.PositiveIntegerField(null=True)
+
+    class Meta:
+        db_table = "queue_sample_totals"
+        constraints = [
+            # One row per tenant and minute, and one per minute for the site
+            # (a NULL owner is distinct from every other in a plain unique
+            # constraint, so the site's rows have their own).
+            models.UniqueConstraint(
+                fields=["owner", "minute"],
+                condition=Q(owner__isnull=False),
+                name="queue_sample_totals_owner_uniq",
+            ),
+            models.UniqueConstraint(
+                fields=["minute"],
+                condition=Q(owner__isnull=True),
+                name="queue_sample_totals_site_uniq",
+            ),
+        ]
+        # The purge: WHERE minute < cutoff.
+        indexes = [models.Index(fields=["minute"], name="queue_sample_totals_minute_idx")]
+
+    def __str__(self) -> str:
+        whose = "every tenant" if self.owner_id is None else f"tenant {self.owner_id}"
+        return f"{whose} {self.minute:%Y-%m-%d %H:%M}"

@@ -11,6 +11,12 @@ ON CONFLICT DO NOTHING, so several maintenance processes write each minute
 once. A job inserted by a transaction that commits after its minute was
 sampled is not counted; at one-minute resolution that is a rounding error.
 
+The minutes it wrote are then summed per tenant and for the whole site
+into ``SampleTotal`` rows (``roll_up``), from the sample rows themselves:
+the charts of every queue of a tenant, or of every tenant, read one row a
+minute instead of one per queue (the admin's day chart summed 86,000 rows
+at a million jobs, docs/benchmarks.md).
+
 ``series`` reads them back in buckets (1 minute for the last hour, 15 for
 the last day); ``purge_samples`` deletes those past retention.
 """
@@ -26,7 +32,7 @@ from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 
 from accounts.models import User
-from queues.models import Job, JobStatus, QueueSample
+from queues.models import Job, JobStatus, QueueSample, SampleTotal
 
 MINUTE = timedelta(minutes=1)
 # After downtime, the counts of at most this many past minutes are filled in.
@@ -76,12 +82,43 @@ def take_samples(*, now: datetime) -> int:
         for (owner_id, queue_name, minute), numbers in rows.items()
     ]
     QueueSample.objects.bulk_create(samples, batch_size=500, ignore_conflicts=True)
+    roll_up(start=start, end=end)
     return len(samples)
 
 
+_SUMS = {
+    "enqueued": Sum("enqueued"),
+    "completed": Sum("completed"),
+    "dead": Sum("dead"),
+    # NULL when no queue's depth was measured in the minute.
+    "depth": Sum("depth"),
+}
+
+
+def roll_up(*, start: datetime, end: datetime) -> int:
+    """Sum the sample rows of the minutes in [start, end) per tenant and for
+    the site into SampleTotal rows; return the rows written.
+
+    Read back from the table, so every maintenance process that gets here
+    sums the same rows, whichever of them wrote each one; a minute already
+    summed is left as it is (ON CONFLICT DO NOTHING).
+    """
+    minutes = QueueSample.objects.filter(minute__gte=start, minute__lt=end).order_by()
+    rows = [
+        SampleTotal(**row)
+        for row in minutes.values("owner_id", "minute").annotate(**_SUMS).iterator()
+    ]
+    rows += [SampleTotal(owner=None, **row) for row in minutes.values("minute").annotate(**_SUMS)]
+    SampleTotal.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+    return len(rows)
+
+
 def purge_samples(*, older_than: timedelta, now: datetime) -> int:
-    deleted, _ = QueueSample.objects.filter(minute__lt=now - older_than).delete()
-    return deleted
+    """Delete the samples, and their totals, of minutes older than ``older_than``."""
+    cutoff = now - older_than
+    deleted, _ = QueueSample.objects.filter(minute__lt=cutoff).delete()
+    summed, _ = SampleTotal.objects.filter(minute__lt=cutoff).delete()
+    return deleted + summed
 
 
 @dataclass(frozen=True)
@@ -109,34 +146,29 @@ def series(
     end = _floor(now)
     count = int(span / bucket)
     start = end - count * bucket
-    samples = QueueSample.objects.filter(minute__gte=start, minute__lt=end)
-    if owner is not None:
-        samples = samples.filter(owner=owner)
+    per_minute: QuerySet[Any]
     if queue_name is not None:
-        samples = samples.filter(queue_name=queue_name)
-    per_minute = (
-        samples.values("minute")
-        .annotate(
-            enqueued=Sum("enqueued"),
-            completed=Sum("completed"),
-            dead=Sum("dead"),
-            measured=Count("depth"),
-            pending=Sum("depth"),
-        )
-        .order_by("minute")
-    )
+        samples = QueueSample.objects.filter(minute__gte=start, minute__lt=end)
+        if owner is not None:
+            samples = samples.filter(owner=owner)
+        per_minute = samples.filter(queue_name=queue_name).values("minute").annotate(**_SUMS)
+    else:
+        # Every queue: the minute's totals, one row each (roll_up).
+        per_minute = SampleTotal.objects.filter(
+            owner=owner, minute__gte=start, minute__lt=end
+        ).values("minute", *_SUMS)
     totals: list[dict[str, Any]] = [
         {"enqueued": 0, "completed": 0, "dead": 0, "depth": None} for _ in range(count)
     ]
-    for row in per_minute:
+    for row in per_minute.order_by("minute"):
         index = int((row["minute"] - start) / bucket)
         if not 0 <= index < count:
             continue
         into = totals[index]
         for name in ("enqueued", "completed", "dead"):
             into[name] += row[name] or 0
-        if row["measured"]:
-            into["depth"] = row["pending"]  # minutes come in order: the last one wins
+        if row["depth"] is not None:
+            into["depth"] = row["depth"]  # minutes come in order: the last one wins
     return [Bucket(start=start + i * bucket, **totals[i]) for i in range(count)]
 
 

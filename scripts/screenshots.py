@@ -48,6 +48,7 @@ def seed() -> str:
 
     from accounts.models import User
     from queues.models import Job, JobStatus, QueueSample
+    from queues.samples import roll_up
     from queues.tests.factories import JobFactory
 
     call_command("migrate", verbosity=0)
@@ -77,6 +78,7 @@ def seed() -> str:
             )
             for m in range(120)
         )  # fmt: skip
+    roll_up(start=now - timedelta(hours=3), end=now)  # the tenant's and the site's charts
     return str(Job.objects.filter(status=JobStatus.DEAD).first().pk)
 
 
