@@ -22,6 +22,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
 
@@ -370,6 +371,7 @@ class QueueSettingsAdmin(admin.ModelAdmin):
     change; "Add" creates one for a queue that has none yet.
     """
 
+    list_per_page = 50  # as the job lists: Django's 100 rows cost ~50 ms (docs/benchmarks.md)
     list_display = ["queue_name", "owner", "paused", "max_in_flight", "in_flight", "updated_at"]
     list_filter = ["paused"]
     list_select_related = ["owner"]
@@ -403,9 +405,13 @@ class QueueSettingsAdmin(admin.ModelAdmin):
         # The row change_queue wrote (created on an "add"): the admin links to it.
         obj.pk = QueueSettings.objects.get(owner=obj.owner, queue_name=obj.queue_name).pk
 
-    @admin.display(description="in flight")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[QueueSettings]:
+        # Each row's in-flight count in the list's own query (a count per row was 220 ms).
+        return control.in_flight_of_each(super().get_queryset(request), timezone.now())
+
+    @admin.display(description="in flight", ordering="in_flight_now")
     def in_flight(self, row: QueueSettings) -> int:
-        return control.queue_info(owner=row.owner, queue_name=row.queue_name).in_flight
+        return row.in_flight_now  # type: ignore[attr-defined]
 
     def _confirm(
         self, request: HttpRequest, queryset: QuerySet[QueueSettings], **action: Any

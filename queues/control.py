@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Aggregate, Count, Min, QuerySet
+from django.db.models import Aggregate, Count, Min, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
@@ -101,6 +102,26 @@ def _live_counts(jobs: QuerySet[Job], now: datetime, by_queue: bool) -> dict[str
         for row in rows:
             numbers.setdefault(row.pop("queue_name"), {}).update(row)
     return numbers
+
+
+def in_flight_of_each(settings: QuerySet[QueueSettings], now: datetime) -> QuerySet[QueueSettings]:
+    """``settings`` with each queue's in-flight jobs as ``in_flight_now``.
+
+    One subquery per row the page shows, each an index-only range of the
+    expiry index (owner, queue, locked_until), instead of a ``queue_info``
+    per row (four queries, one of them over the queue's whole backlog).
+    """
+    valid = get_store().condition(services.LEASE_VALID, now=now)
+    leased = (
+        Job.objects.filter(owner=OuterRef("owner"), queue_name=OuterRef("queue_name"))
+        .filter(status=JobStatus.PROCESSING)
+        .filter(valid)
+        .order_by()
+        .values("owner")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return settings.annotate(in_flight_now=Coalesce(Subquery(leased), 0))
 
 
 def _numbers(owner: User, names: list[str], now: datetime) -> dict[str, dict[str, Any]]:

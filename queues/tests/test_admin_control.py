@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from queues import services
 from queues.domain import NewJob
 from queues.models import Job, QueueSettings
-from queues.tests.factories import UserFactory
+from queues.tests.factories import JobFactory, UserFactory
 from queues.tests.test_admin import act, messages_of
 from schedules.models import Schedule
 from schedules.services import ScheduleSpec, put_schedule
@@ -16,6 +21,7 @@ pytestmark = pytest.mark.django_db
 
 QUEUES = "/admin/queues/queuesettings/"
 SCHEDULES = "/admin/schedules/schedule/"
+MINUTE = timedelta(minutes=1)
 
 
 def settings_row(owner, name, **fields):
@@ -41,6 +47,26 @@ def test_pause_and_resume_actions_confirm_first_and_log_the_operator(admin_clien
     )
     act(admin_client, QUEUES, "resume", [running.pk, paused.pk])
     assert not QueueSettings.objects.filter(paused=True).exists()
+
+
+def test_the_queue_settings_list_counts_each_queues_valid_leases_in_one_query(admin_client):
+    ada, bob = UserFactory(), UserFactory()
+    for owner, name in [(ada, "emails"), (ada, "sms"), (bob, "emails")]:
+        settings_row(owner, name, max_in_flight=10)
+    JobFactory.create_batch(3, owner=ada, queue_name="emails", leased=True)
+    JobFactory(owner=ada, queue_name="emails", leased=True, locked_until=timezone.now() - MINUTE)
+    JobFactory(owner=ada, queue_name="emails")  # pending
+    JobFactory.create_batch(2, owner=bob, queue_name="emails", leased=True)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(QUEUES)
+
+    shown = {
+        (row.owner_id, row.queue_name): row.in_flight_now for row in page.context["cl"].result_list
+    }
+    assert shown == {(ada.pk, "emails"): 3, (ada.pk, "sms"): 0, (bob.pk, "emails"): 2}
+    # Not a query per row: the counts ride in the list's own query.
+    assert sum('"jobs"' in q["sql"] for q in queries.captured_queries) == 1
 
 
 def test_set_max_in_flight_asks_for_a_number_in_range(admin_client):
