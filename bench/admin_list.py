@@ -20,6 +20,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -161,12 +162,59 @@ def fill(total: int) -> dict[str, int]:
         print(f"  inserted up to {stop}", file=sys.stderr)
     # A day of per-minute samples for every tenant's queues, as run_maintenance
     # would have left them (the charts read these).
+    from django.utils import timezone
+
+    from queues.samples import roll_up
+
     with connection.cursor() as cursor:
         cursor.execute(SAMPLES_SQL)
+    now = timezone.now()
+    roll_up(start=now - timedelta(days=2), end=now)  # the per-minute totals
+    with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE jobs")
         cursor.execute("VACUUM ANALYZE queue_samples")
     print(f"filled {total} jobs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return owners
+
+
+REQUEUE_QUEUE = "DLQ: confirm requeueing every dead job of queue-3 (select all)"
+REQUEUE_ALL = "DLQ: confirm requeueing every dead job (select all)"
+CONFIRMATIONS = {
+    label: {"action": "requeue", "select_across": "1", "index": "0"}
+    for label in (REQUEUE_QUEUE, REQUEUE_ALL)
+}
+
+
+def extras(owners: dict[str, int]) -> None:
+    """What the remaining pages list: schedules, queue settings and tokens (idempotent)."""
+    from accounts.models import ApiToken, User
+    from accounts.services import issue_token
+    from queues.models import QueueSettings
+    from schedules.models import Schedule
+
+    big = User.objects.get(pk=owners[TENANTS[0][0]])
+    if Schedule.objects.filter(owner=big).exists():
+        return
+    from django.utils import timezone
+
+    now = timezone.now()
+    for pk in owners.values():
+        Schedule.objects.bulk_create(
+            Schedule(
+                owner_id=pk, name=f"every-{n}-minutes", queue_name=f"queue-{n % QUEUES}",
+                cron=f"*/{n} * * * *", payload={"n": n}, next_run_at=now, created_at=now,
+                updated_at=now,
+            )
+            for n in range(1, 31)
+        )  # fmt: skip
+        QueueSettings.objects.bulk_create(
+            QueueSettings(owner_id=pk, queue_name=f"queue-{n}", max_in_flight=50, paused=n == 5)
+            for n in range(QUEUES)
+        )
+    for pk in owners.values():
+        for n in range(5):
+            issue_token(owner=User.objects.get(pk=pk), name=f"worker {n}")
+    print(f"  {ApiToken.objects.count()} tokens, schedules and queue settings", file=sys.stderr)
 
 
 def measure(runs: int, owners: dict[str, int]) -> list[tuple[str, float, int]]:
@@ -179,6 +227,8 @@ def measure(runs: int, owners: dict[str, int]) -> list[tuple[str, float, int]]:
     client.force_login(User.objects.get(email=MARKER_EMAIL))
     middle = Job.objects.count() // 2
     some_job = Job.objects.order_by("pk").values_list("pk", flat=True)[middle : middle + 1].get()
+    dead = Job.objects.filter(status="dead").order_by("pk").values_list("pk", flat=True)
+    some_dead = dead[dead.count() // 2 : dead.count() // 2 + 1].get()
     pages = [
         ("Job list, unfiltered", "/admin/queues/job/"),
         ("Job list, page 200", "/admin/queues/job/?p=200"),
@@ -199,6 +249,13 @@ def measure(runs: int, owners: dict[str, int]) -> list[tuple[str, float, int]]:
         ("DLQ list, queue = queue-3", "/admin/queues/deadjob/?queue=queue-3"),
         ("DLQ list, dead_reason = operator", "/admin/queues/deadjob/?dead_reason__exact=operator"),
         ("Job detail page", f"/admin/queues/job/{some_job}/change/"),
+        ("Dead job detail page", f"/admin/queues/deadjob/{some_dead}/change/"),
+        (REQUEUE_QUEUE, "/admin/queues/deadjob/?queue=queue-3"),
+        (REQUEUE_ALL, "/admin/queues/deadjob/"),
+        ("Queue settings list", "/admin/queues/queuesettings/"),
+        ("Schedule list", "/admin/schedules/schedule/"),
+        ("User list", "/admin/accounts/user/"),
+        ("API token list", "/admin/accounts/apitoken/"),
     ]
     # The console's pages as the biggest tenant, and the admin's front page.
     tenant = Client()
@@ -213,12 +270,20 @@ def measure(runs: int, owners: dict[str, int]) -> list[tuple[str, float, int]]:
         ("Console queue page (numbers, charts)", "/console/queues/queue-3/"),
         ("Console jobs, newest first", "/console/jobs/"),
         ("Console jobs, scheduled for later", "/console/jobs/?status=scheduled"),
+        ("Console jobs, waiting to retry", "/console/jobs/?status=retrying"),
+        ("Console jobs, completed", "/console/jobs/?status=completed"),
+        ("Console jobs, processing", "/console/jobs/?status=processing"),
+        ("Console jobs, queue = queue-3", "/console/jobs/?queue=queue-3"),
         ("Console job search, end of an id", f"/console/jobs/?q={str(their_job)[-8:]}"),
         ("Console job page", f"/console/jobs/{their_job}/"),
         ("Console in flight", "/console/in-flight/"),
         ("Console DLQ", "/console/dlq/"),
         ("Console DLQ, grouped by error", "/console/dlq/?group=error"),
         ("Console DLQ, error search", "/console/dlq/?q=error+%2342"),
+        ("Console DLQ, queue = queue-3", "/console/dlq/?queue=queue-3"),
+        ("Console schedules", "/console/schedules/"),
+        ("Console schedule page", "/console/schedules/every-5-minutes/"),
+        ("Console tokens", "/console/tokens/"),
     ]
     results = []
     for label, url in [*pages, *console]:
@@ -231,12 +296,23 @@ def measure(runs: int, owners: dict[str, int]) -> list[tuple[str, float, int]]:
 
             today = timezone.now().date().isoformat()
             url = f"/admin/queues/job/?created_at__gte={today}+00%3A00%3A00%2B00%3A00"
-        response = client_for_page.get(url)  # warm-up
+        # A bulk action's confirmation page is a POST that changes nothing
+        # until it is answered (openqueue_site/admin.py, confirm_then_run).
+        data = CONFIRMATIONS.get(label)
+        if data is not None:
+            data = {**data, "_selected_action": [some_dead]}
+
+        def request(url=url, data=data, client_for_page=client_for_page):
+            if data is None:
+                return client_for_page.get(url)
+            return client_for_page.post(url, data)
+
+        response = request()  # warm-up
         assert response.status_code == 200, (url, response.status_code)
         times = []
         for _ in range(runs):
             started = time.perf_counter()
-            response = client_for_page.get(url)
+            response = request()
             times.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, (url, response.status_code)
         context = getattr(response, "context_data", None) or {}
@@ -272,6 +348,7 @@ def main() -> None:
     try:
         call_command("migrate", verbosity=0)
         owners = fill(args.jobs)
+        extras(owners)
         results = measure(args.runs, owners)
     finally:
         connections.close_all()
