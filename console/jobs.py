@@ -399,8 +399,8 @@ def dlq_list(request: HttpRequest) -> HttpResponse:
     by_queue = dead.values("queue_name").annotate(count=Count("*")).order_by("queue_name")
     jobs = _in_queue(dead.order_by(*NEWEST_FIRST), queue)
     if search:
-        # ILIKE, so the trigram index on error_text serves it (PostgreSQL).
-        jobs = jobs.with_error_containing(search)
+        # ILIKE, so the trigram index of dead jobs' error text serves it (PostgreSQL).
+        jobs = jobs.with_error_containing(search, dead_only=True)
     if error:
         jobs = jobs.filter(error_text__startswith=error)
     # One line per distinct beginning of the error: one bad deploy reads as

@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -32,12 +32,12 @@ from queues.ids import short_id
 from queues.models import (
     MAX_IN_FLIGHT_LIMIT,
     STATUSES_IN_USE,
-    ContainsText,
     DeadJob,
     Job,
     JobAttempt,
     JobStatus,
     QueueSettings,
+    error_text_contains,
 )
 from queues.paging import EstimatedCountPaginator
 from queues.store import get_store
@@ -91,15 +91,16 @@ def pretty_json(value: Any) -> str:
     return format_html('<pre class="oq-json">{}</pre>', text)
 
 
-def search_words(jobs: QuerySet[Job], term: str) -> QuerySet[Job]:
+def search_words(jobs: QuerySet[Job], term: str, *, dead_only: bool = False) -> QuerySet[Job]:
     """Jobs that match every word of ``term`` (quotes keep words together, as
     in Django's admin search): as the exact name of their queue, their
     owner's email (any case), or a part of their error text (any case).
 
     Each alternative has an index behind it: the queue's (jobs_queue_id_idx),
-    the owner's, and the trigram index on error_text, which serves ILIKE
-    (``with_error_containing``) but not Django's UPPER(...) LIKE; so the
-    planner ORs three index scans instead of reading every job.
+    the owner's, and for error text the trigram index of dead jobs and the
+    index of the other jobs with an error (``error_text_contains``); so the
+    planner ORs index scans instead of reading every job. ``dead_only``:
+    ``jobs`` are dead jobs (the DLQ), and only their index is asked.
     """
     for word in smart_split(term):
         if word[:1] in {'"', "'"} and word[-1] == word[0]:
@@ -107,7 +108,7 @@ def search_words(jobs: QuerySet[Job], term: str) -> QuerySet[Job]:
         if not word:
             continue
         owners = User.objects.filter(email__iexact=word).values_list("pk", flat=True)
-        matches = Q(queue_name=word) | Q(ContainsText(F("error_text"), word))
+        matches = Q(queue_name=word) | error_text_contains(word, dead_only=dead_only)
         if ids := list(owners):
             matches |= Q(owner_id__in=ids)
         jobs = jobs.filter(matches)
@@ -119,6 +120,8 @@ class BaseJobAdmin(admin.ModelAdmin):
 
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+    # The list holds dead jobs only (the DLQ): its searches ask only their indexes.
+    dead_only = False
     paginator = EstimatedCountPaginator
     list_per_page = 50
     list_select_related = ["owner"]
@@ -172,7 +175,7 @@ class BaseJobAdmin(admin.ModelAdmin):
             owner = User.objects.filter(email__iexact=term).first()
             if owner is not None:
                 return queryset.filter(owner=owner), False
-        return search_words(queryset, term), False
+        return search_words(queryset, term, dead_only=self.dead_only), False
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> str:
@@ -356,6 +359,7 @@ class DeadJobAdmin(BaseJobAdmin):
     ]
     list_filter = [QueueFilter, "dead_reason", "dead_at"]
     actions = ["requeue", "delete"]
+    dead_only = True
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         return super().get_queryset(request).filter(status=JobStatus.DEAD)

@@ -66,9 +66,9 @@ class ContainsText(IContains):
     """Case-insensitive "contains", as ``ILIKE '%…%'`` on PostgreSQL.
 
     Django's ``icontains`` writes ``UPPER(col) LIKE UPPER(…)``, which the
-    trigram index on error_text (jobs_error_text_trgm_idx, migration 0009)
-    cannot serve; ILIKE it can. Elsewhere it is ``icontains``. Used as an
-    expression: ``filter(ContainsText(F("error_text"), words))``.
+    trigram index on dead jobs' error text (jobs_dead_error_trgm_idx,
+    migration 0011) cannot serve; ILIKE it can. Elsewhere it is
+    ``icontains``. Used through ``error_text_contains``.
     """
 
     lookup_name = "contains_text"
@@ -81,6 +81,25 @@ class ContainsText(IContains):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
         return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+
+
+def error_text_contains(text: str, *, dead_only: bool = False) -> Q:
+    """Jobs whose error text contains ``text``, ignoring case.
+
+    On PostgreSQL only dead jobs' error text is in the trigram index
+    (jobs_dead_error_trgm_idx): a nack that retries, the common failure,
+    then writes no trigrams (a 2 KB traceback cost 230 µs more per nack,
+    docs/benchmarks.md). The other jobs that have an error text (waiting
+    to retry, or cancelled after a failure) are few, and found through
+    jobs_erred_live_idx. So the condition names the two parts apart, each
+    in the shape of its index; the rows it matches are the same.
+    ``dead_only``: the caller looks at dead jobs only (the DLQ).
+    """
+    contains = Q(ContainsText(models.F("error_text"), text))
+    dead = Q(status="dead") & contains
+    if dead_only:
+        return dead
+    return dead | (~Q(status="dead") & Q(error_text__isnull=False) & contains)
 
 
 class JobQuerySet(models.QuerySet["Job"]):
@@ -112,9 +131,9 @@ class JobQuerySet(models.QuerySet["Job"]):
             found = found.alias(hex_id=hex_id).filter(hex_id__endswith=tail)
         return found
 
-    def with_error_containing(self, text: str) -> JobQuerySet:
-        """Jobs whose error text contains ``text``, ignoring case (the trigram index)."""
-        return self.filter(ContainsText(models.F("error_text"), text))
+    def with_error_containing(self, text: str, *, dead_only: bool = False) -> JobQuerySet:
+        """Jobs whose error text contains ``text``, ignoring case (``error_text_contains``)."""
+        return self.filter(error_text_contains(text, dead_only=dead_only))
 
     def next_leasable_at(self, owner_id: int, queue_name: str, now: datetime) -> datetime | None:
         """When a job of the queue next becomes leasable without anyone writing.
@@ -292,6 +311,15 @@ class Job(models.Model):
             # WHERE status = ? [AND dead_reason = ?] ORDER BY id DESC LIMIT 50,
             # and their counts (queues/admin.py).
             models.Index(fields=["status", "id"], name="jobs_status_id_idx"),
+            # Searching error text (error_text_contains): the jobs that are not
+            # dead but carry an error, the few waiting to retry or cancelled
+            # after a failure. Dead jobs' error text has a trigram index
+            # (migration 0011, PostgreSQL).
+            models.Index(
+                fields=["id"],
+                condition=Q(error_text__isnull=False) & ~Q(status="dead"),
+                name="jobs_erred_live_idx",
+            ),
             # The dead-letter queue of one tenant (the console): its count and
             # its count per queue, from the index alone; the rest of the
             # tenant's jobs, most of its index entries elsewhere, are not in it.
@@ -449,7 +477,23 @@ def job_field(name: str) -> models.Field[Any, Any]:
     return field
 
 
-class QueueSample(models.Model):
+class MinuteCounts(models.Model):
+    """What a chart reads of one minute: the jobs enqueued, completed and dead in it."""
+
+    # The minute's start (UTC); the counts cover [minute, minute + 1 min).
+    minute = models.DateTimeField()
+    enqueued = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    dead = models.PositiveIntegerField(default=0)
+    # Pending jobs when the minute was sampled; None for a minute filled in
+    # later (after maintenance was down), whose depth nobody saw.
+    depth = models.PositiveIntegerField(null=True)
+
+    class Meta:
+        abstract = True
+
+
+class QueueSample(MinuteCounts):
     """One queue's numbers for one minute, for the dashboards' charts (queues/samples.py).
 
     Taken by ``run_maintenance`` from indexed counts after the minute ends,
@@ -461,14 +505,6 @@ class QueueSample(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
-    # The minute's start (UTC); the counts cover [minute, minute + 1 min).
-    minute = models.DateTimeField()
-    enqueued = models.PositiveIntegerField(default=0)
-    completed = models.PositiveIntegerField(default=0)
-    dead = models.PositiveIntegerField(default=0)
-    # Pending jobs when the minute was sampled; None for a minute filled in
-    # later (after maintenance was down), whose depth nobody saw.
-    depth = models.PositiveIntegerField(null=True)
 
     class Meta:
         db_table = "queue_samples"
@@ -488,7 +524,7 @@ class QueueSample(models.Model):
         return f"{self.queue_name} {self.minute:%Y-%m-%d %H:%M}"
 
 
-class SampleTotal(models.Model):
+class SampleTotal(MinuteCounts):
     """One minute of QueueSample rows summed for a tenant, or for every tenant (owner None).
 
     Written by ``take_samples`` from the rows it has just written, so the
@@ -504,12 +540,7 @@ class SampleTotal(models.Model):
         db_index=False,
         null=True,
     )
-    minute = models.DateTimeField()
-    enqueued = models.PositiveIntegerField(default=0)
-    completed = models.PositiveIntegerField(default=0)
-    dead = models.PositiveIntegerField(default=0)
-    # The sum of the minute's measured depths; None when none was measured.
-    depth = models.PositiveIntegerField(null=True)
+    # depth: the sum of the minute's measured depths; None when none was measured.
 
     class Meta:
         db_table = "queue_sample_totals"
