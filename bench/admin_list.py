@@ -180,6 +180,8 @@ def fill(total: int) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE jobs")
         cursor.execute("VACUUM ANALYZE queue_samples")
+        if "queue_sample_totals" in connection.introspection.table_names(cursor):
+            cursor.execute("VACUUM ANALYZE queue_sample_totals")
     print(f"filled {total} jobs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return owners
 

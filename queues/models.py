@@ -527,10 +527,10 @@ class QueueSample(MinuteCounts):
 class SampleTotal(MinuteCounts):
     """One minute of QueueSample rows summed for a tenant, or for every tenant (owner None).
 
-    Written by ``take_samples`` from the rows it has just written, so the
-    charts of a tenant's or the site's every queue read one row a minute
-    instead of one per queue (1,440 rows for a day, however many queues and
-    tenants there are). Purged with the samples.
+    Written by ``take_samples`` (``roll_up``) from the sample rows in the
+    table, so the charts of all of a tenant's queues, or of the site's, read
+    one row a minute instead of one per queue (1,440 rows for a day, however
+    many queues and tenants there are). Purged with the samples.
     """
 
     owner = models.ForeignKey(

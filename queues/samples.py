@@ -11,7 +11,7 @@ ON CONFLICT DO NOTHING, so several maintenance processes write each minute
 once. A job inserted by a transaction that commits after its minute was
 sampled is not counted; at one-minute resolution that is a rounding error.
 
-The minutes it wrote are then summed per tenant and for the whole site
+Every sampled minute is then summed per tenant and for the whole site
 into ``SampleTotal`` rows (``roll_up``), from the sample rows themselves:
 the charts of every queue of a tenant, or of every tenant, read one row a
 minute instead of one per queue (the admin's day chart summed 86,000 rows
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 
@@ -44,8 +45,16 @@ def _floor(moment: datetime) -> datetime:
 
 
 def take_samples(*, now: datetime) -> int:
-    """Sample every minute that ended and has no sample yet; return the rows written."""
+    """Sample every minute that ended and has no sample yet, and sum every
+    sampled minute that has no totals yet; return the sample rows written."""
     last = _floor(now) - MINUTE  # the last minute that has ended
+    with transaction.atomic():
+        written = _sample(last)
+        roll_up(start=last - (BACKFILL_MINUTES - 1) * MINUTE, end=last + MINUTE)
+    return written
+
+
+def _sample(last: datetime) -> int:
     newest = QueueSample.objects.aggregate(newest=Max("minute"))["newest"]
     oldest = last - (BACKFILL_MINUTES - 1) * MINUTE
     start = max(oldest, newest + MINUTE) if newest else oldest
@@ -82,7 +91,6 @@ def take_samples(*, now: datetime) -> int:
         for (owner_id, queue_name, minute), numbers in rows.items()
     ]
     QueueSample.objects.bulk_create(samples, batch_size=500, ignore_conflicts=True)
-    roll_up(start=start, end=end)
     return len(samples)
 
 
@@ -96,19 +104,31 @@ _SUMS = {
 
 
 def roll_up(*, start: datetime, end: datetime) -> int:
-    """Sum the sample rows of the minutes in [start, end) per tenant and for
-    the site into SampleTotal rows; return the rows written.
+    """Sum the sample rows of the minutes in [start, end) that the site has no
+    totals for yet, per tenant and for the site, into SampleTotal rows;
+    return how many rows were offered (a row that is there already is left
+    as it is: ON CONFLICT DO NOTHING).
 
-    Read back from the table, so every maintenance process that gets here
-    sums the same rows, whichever of them wrote each one; a minute already
-    summed is left as it is (ON CONFLICT DO NOTHING).
+    The minutes are found from the totals, not from what this pass sampled:
+    sample rows written by a pass that failed before summing them, or by
+    the previous release's maintenance during an upgrade, are summed by the
+    next pass. The sums are read back from the table, so a second
+    maintenance process sums the rows the first one wrote; a sample row
+    that commits after its minute was summed is left out, the same rounding
+    as a job that commits after its minute was sampled.
     """
-    minutes = QueueSample.objects.filter(minute__gte=start, minute__lt=end).order_by()
-    rows = [
-        SampleTotal(**row)
-        for row in minutes.values("owner_id", "minute").annotate(**_SUMS).iterator()
-    ]
-    rows += [SampleTotal(owner=None, **row) for row in minutes.values("minute").annotate(**_SUMS)]
+    summed = SampleTotal.objects.filter(owner=None).aggregate(newest=Max("minute"))["newest"]
+    if summed is not None:
+        start = max(start, summed + MINUTE)
+    minutes = QueueSample.objects.filter(minute__gte=start, minute__lt=end)
+    # In key order, so two processes inserting the same rows lock them in
+    # the same order and cannot deadlock.
+    per_tenant = (
+        minutes.values("owner_id", "minute").annotate(**_SUMS).order_by("owner_id", "minute")
+    )
+    rows = [SampleTotal(**row) for row in per_tenant.iterator()]
+    site = minutes.values("minute").annotate(**_SUMS).order_by("minute")
+    rows += [SampleTotal(owner=None, **row) for row in site]
     SampleTotal.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
     return len(rows)
 

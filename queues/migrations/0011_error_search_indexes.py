@@ -27,20 +27,26 @@ def _has_trgm(schema_editor) -> bool:
         return cursor.fetchone() is not None
 
 
+# The new index is built before the old one is dropped: building holds off
+# writes to jobs, but DROP INDEX takes a lock that holds off reads too (leases
+# included), and the migration's transaction keeps it until it commits, so it
+# comes last.
+
+
 def index_dead_errors_only(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute("DROP INDEX IF EXISTS jobs_error_text_trgm_idx")
     if _has_trgm(schema_editor):  # 0009 created it where the server has it
         schema_editor.execute(DEAD_ERROR_INDEX)
+    schema_editor.execute("DROP INDEX IF EXISTS jobs_error_text_trgm_idx")
 
 
 def index_every_error(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute("DROP INDEX IF EXISTS jobs_dead_error_trgm_idx")
     if _has_trgm(schema_editor):
         schema_editor.execute(EVERY_ERROR_INDEX)
+    schema_editor.execute("DROP INDEX IF EXISTS jobs_dead_error_trgm_idx")
 
 
 class Migration(migrations.Migration):

@@ -115,8 +115,24 @@ def test_each_sampled_minute_is_summed_per_tenant_and_for_the_site():
     assert total(None, 1) == (1, 0, 1, 3)
     assert SampleTotal.objects.count() == 5
     # A second pass over the same minutes writes nothing twice.
-    assert samples.roll_up(start=at(2, 0), end=at(0, 0)) == 5
+    samples.roll_up(start=at(2, 0), end=at(0, 0))
     assert SampleTotal.objects.count() == 5
+
+
+def test_sampled_minutes_without_totals_are_summed_by_the_next_pass():
+    """Sample rows whose totals were never written (a pass that failed before
+    summing them, or the previous release's maintenance during an upgrade)."""
+    user = UserFactory()
+    QueueSample.objects.create(owner=user, queue_name="q", minute=at(3, 0), enqueued=7)
+    QueueSample.objects.create(owner=user, queue_name="q", minute=at(1, 0), enqueued=2)
+
+    samples.take_samples(now=NOW)  # samples nothing: 11:59 has a sample already
+
+    hour = {"now": NOW, "span": timedelta(hours=1), "bucket": M}
+    every = samples.series(owner=user, **hour)
+    assert [b.enqueued for b in every[-3:]] == [7, 0, 2]
+    assert every == samples.series(owner=user, queue_name="q", **hour)
+    assert [b.enqueued for b in samples.series(owner=None, **hour)[-3:]] == [7, 0, 2]
 
 
 def test_the_charts_of_every_queue_read_the_same_numbers_as_the_queues_summed():

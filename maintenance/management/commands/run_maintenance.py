@@ -276,7 +276,8 @@ class Command(BaseCommand):
         if not self.stopping and not self.dry_run:
             gone, seconds = self.timed(self.purge_samples, timedelta(hours=hours), now)
             self.report(
-                f"purge queue samples older than {hours} hours: deleted={gone} ({seconds:.3f} s)",
+                f"purge queue samples and their totals older than {hours} hours: deleted={gone}"
+                f" ({seconds:.3f} s)",
                 step="purge_queue_samples",
                 deleted=gone,
                 seconds=seconds,
